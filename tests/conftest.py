@@ -1,0 +1,37 @@
+"""Shared fixtures: offline, a private cache for tiny checkpoints, the real data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("SPECTRALKD_DATA_DIR", str(SHARED_DATA))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("SPECTRALKD_DATA_DIR", SHARED_DATA))
+    if not path.is_dir():
+        pytest.skip(f"real data directory {path} not found (set SPECTRALKD_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory):
+    """A tiny RoBERTa classifier + tokenizer, saved and reloaded through from_pretrained."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+
+    path = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-roberta"), "roberta", num_labels=3, num_layers=3,
+                                 hidden_size=32, num_heads=4)
+    return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)

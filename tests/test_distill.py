@@ -1,0 +1,138 @@
+"""The training loop: resume equals an uninterrupted run, NaN stops, the teacher cache is exact."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from spectralkd_tutorial.data import embedded_intents
+from spectralkd_tutorial.distill import TeacherCache, TrainConfig, encode_split, evaluate, fit
+from spectralkd_tutorial.losses import DistillationLossConfig
+from spectralkd_tutorial.models import load_classifier, student_from_teacher
+from spectralkd_tutorial.selection import select_layers
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import os
+
+    os.environ["SPECTRALKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    dataset = embedded_intents().subset(train=64, validation=24, test=24)
+    teacher, tokenizer = load_classifier("tiny-roberta", dataset.label_names,
+                                         tiny_sizes=dict(num_layers=4, hidden_size=32, num_heads=4))
+    teacher.eval()
+    mapping = select_layers("last", 2, 4)
+    student = student_from_teacher(teacher, [2, 4])
+    return dataset, teacher, tokenizer, mapping, student
+
+
+def _config(**kw):
+    values = dict(epochs=2, learning_rate=1e-3, batch_size=16, max_length=24, seed=3, progress=False,
+                  dynamics_samples=8)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def _state_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_after_interruption_reaches_the_same_result(setup, tmp_path):
+    dataset, teacher, tokenizer, mapping, student = setup
+    loss = DistillationLossConfig(feature_loss="spectral")
+    full = copy.deepcopy(student)
+    result_full = fit(full, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
+                      output_dir=tmp_path / "full")
+    interrupted = copy.deepcopy(student)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
+            output_dir=tmp_path / "resumed", stop_after_steps=3)  # mid-epoch (4 batches per epoch)
+    torch.manual_seed(12345)  # a different global RNG state must not matter after resume
+    resumed = copy.deepcopy(student)
+    result_resumed = fit(resumed, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
+                         output_dir=tmp_path / "resumed")
+    assert result_resumed.resumed_from_step == 3
+    assert _state_equal(full, resumed)
+    assert result_full.metrics == result_resumed.metrics
+    assert [h["train_loss"] for h in result_full.history] == pytest.approx([h["train_loss"] for h in result_resumed.history])
+    # what a run leaves: the final model, metrics.json; no temporary files
+    assert (tmp_path / "resumed" / "metrics.json").exists()
+    assert (tmp_path / "resumed" / "model" / "config.json").exists()
+    assert not list((tmp_path / "resumed").glob("*.tmp"))
+    # distillation dynamics: one profile before training and one per epoch, every student layer
+    assert [d["epoch"] for d in result_full.dynamics] == [0.0, 1.0, 2.0]
+    assert all(len(d["intensities"]) == 3 for d in result_full.dynamics)
+
+
+def test_resume_with_other_settings_is_refused(setup, tmp_path):
+    dataset, teacher, tokenizer, mapping, student = setup
+    model = copy.deepcopy(student)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, tokenizer, dataset, _config(), output_dir=tmp_path, stop_after_steps=2)
+    with pytest.raises(ValueError, match="other settings"):
+        fit(copy.deepcopy(student), tokenizer, dataset, _config(batch_size=8), output_dir=tmp_path)
+
+
+def test_teacher_cache_gives_the_same_training(setup):
+    dataset, teacher, tokenizer, mapping, student = setup
+    config = _config(epochs=1, dynamics_samples=0)
+    loss = DistillationLossConfig(feature_loss="spectral", beta=5.0)
+    a, b = copy.deepcopy(student), copy.deepcopy(student)
+    fit(a, tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss, save_model=False)
+    cache = TeacherCache.build(teacher, encode_split(tokenizer, dataset.train, config.max_length), [0, 1, 2, 3, 4],
+                               tokenizer.pad_token_id, progress=False)
+    fit(b, tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss, save_model=False,
+        teacher_cache=cache)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, atol=2e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="lacks teacher layers"):
+        small = TeacherCache.build(teacher, encode_split(tokenizer, dataset.train, 24), [1], tokenizer.pad_token_id,
+                                   progress=False)
+        fit(copy.deepcopy(student), tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss,
+            teacher_cache=small)
+
+
+def test_feature_losses_change_training(setup):
+    """With beta > 0 the feature loss must influence the weights (else the ablation measures nothing)."""
+    dataset, teacher, tokenizer, mapping, student = setup
+    config = _config(epochs=1, dynamics_samples=0)
+    logits_only, spectral = copy.deepcopy(student), copy.deepcopy(student)
+    fit(logits_only, tokenizer, dataset, config, teacher=teacher, mapping=mapping,
+        loss_config=DistillationLossConfig(feature_loss="none"), save_model=False)
+    fit(spectral, tokenizer, dataset, config, teacher=teacher, mapping=mapping,
+        loss_config=DistillationLossConfig(feature_loss="spectral", beta=10.0), save_model=False)
+    assert not _state_equal(logits_only, spectral)
+
+
+def test_non_finite_loss_stops_with_a_clear_error(setup):
+    dataset, teacher, tokenizer, mapping, student = setup
+    broken = copy.deepcopy(student)
+    with torch.no_grad():
+        broken.classifier.out_proj.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(broken, tokenizer, dataset, _config(epochs=1), save_model=False)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(copy.deepcopy(broken), tokenizer, dataset, _config(epochs=1), teacher=teacher, mapping=mapping,
+            loss_config=DistillationLossConfig(), save_model=False)
+
+
+def test_fine_tuning_learns_the_embedded_intents(setup):
+    dataset, _, tokenizer, _, _ = setup
+    full = embedded_intents()
+    model, tokenizer = load_classifier("tiny-roberta", full.label_names,
+                                       tiny_sizes=dict(num_layers=2, hidden_size=32, num_heads=4))
+    before = evaluate(model, tokenizer, full, "validation")
+    fit(model, tokenizer, full, _config(epochs=6, learning_rate=3e-3, batch_size=32, dynamics_samples=0), save_model=False)
+    after = evaluate(model, tokenizer, full, "validation")
+    chance = 1 / full.num_labels
+    assert after["accuracy"] > max(before["accuracy"] + 0.2, 3 * chance)
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(learning_rate=-1)

@@ -361,8 +361,10 @@ def fit(
         torch.manual_seed(config.seed)  # dropout stream; restored from the checkpoint on resume
         record_dynamics(0.0)
     model.train()
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else torch.bfloat16
     use_amp = config.mixed_precision and device.type == "cuda"
+    # bf16 where the GPU has it (A100, H100, L4); else fp16 with loss scaling (T4, V100)
+    autocast_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype == torch.float16)
     bar = tqdm(total=total_batches, initial=next_batch, desc=description, disable=not config.progress,
                leave=False, dynamic_ncols=True)
     batch_index = next_batch
@@ -401,15 +403,17 @@ def fit(
                         f"({config.learning_rate}) or check the inputs"
                     )
                 parts = {"loss": ce, "ce": ce}
-        (parts["loss"] / config.gradient_accumulation).backward()
+        scaler.scale(parts["loss"] / config.gradient_accumulation).backward()
         for key, value in parts.items():
             scalar = float(value.detach())
             running[key] = 0.9 * running.get(key, scalar) + 0.1 * scalar
         batch_index += 1
         bar.update(1)
         if batch_index % config.gradient_accumulation == 0 or batch_index == total_batches:
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             steps_done += 1
@@ -436,9 +440,13 @@ def fit(
             raise KeyboardInterrupt(f"stopped after {stop_after_steps} batches (simulated interruption)")
     bar.close()
 
+    last_epoch_validation = history[-1].get("validation") if history and history[-1]["epoch"] == round(
+        total_batches / batches_per_epoch, 4) else None
     metrics = {
-        "validation": evaluate(model, tokenizer, dataset, "validation", batch_size=config.eval_batch_size,
-                               max_length=config.max_length, device=device),
+        # the last epoch's validation metrics are those of the final model: no need to evaluate twice
+        "validation": last_epoch_validation or evaluate(model, tokenizer, dataset, "validation",
+                                                        batch_size=config.eval_batch_size,
+                                                        max_length=config.max_length, device=device),
         "test": evaluate(model, tokenizer, dataset, "test", batch_size=config.eval_batch_size,
                          max_length=config.max_length, device=device),
     }

@@ -95,11 +95,9 @@ def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem:
                   highlight: Sequence[int] = ()) -> tuple[Path, Path]:
     """``<stem>.json`` and ``<stem>.png`` in ``out_dir`` (both written atomically)."""
     from .viz import plot_intensity, save_figure
-    import matplotlib.pyplot as plt
 
     out = Path(out_dir)
     json_path = atomic_write_json(out / f"{stem}.json", profile.to_dict())
     figure = plot_intensity(profile, highlight=highlight)
     png_path = Path(save_figure(figure, out / f"{stem}.png"))
-    plt.close(figure)
     return json_path, png_path

@@ -414,25 +414,30 @@ def plot_sentence_signatures(spectra: Sequence[SentenceSpectra], corpus: Tensor 
     return figure
 
 
-def plot_profile_comparison(comparison: ProfileComparison, *, figsize: tuple[float, float] = (7.5, 3.2)) -> Figure:
-    """Intensity per layer before and after (bars) with the signature cosine (right axis)."""
+def plot_profile_comparison(comparison: ProfileComparison, *, figsize: tuple[float, float] = (9.0, 3.2)) -> Figure:
+    """Left: I_l before and after. Right: the change per layer (bars) and the signature cosine."""
     figure = Figure(figsize=figsize, layout="constrained")
-    ax = figure.add_subplot(111)
-    x = np.arange(len(comparison.layers))
-    ax.bar(x - 0.2, comparison.before, width=0.4, label=comparison.before_name, color="#8c8c8c")
-    ax.bar(x + 0.2, comparison.after, width=0.4, label=comparison.after_name, color="#4c72b0")
-    ax.set_xticks(x)
-    ax.set_xticklabels([str(layer) for layer in comparison.layers])
-    ax.set_xlabel("layer (0 = embeddings, l = block l)")
-    ax.set_ylabel("spectral intensity $I_l$")
+    left, right = figure.subplots(1, 2)
+    x = np.asarray(comparison.layers)
+    left.plot(x, comparison.before, "o--", color="#8c8c8c", label=comparison.before_name)
+    left.plot(x, comparison.after, "o-", color="#4c72b0", label=comparison.after_name)
+    left.set_ylabel("spectral intensity $I_l$")
+    left.legend(fontsize=7, loc="best")
+    left.set_title("intensity per layer", fontsize=10)
+    colors = ["#55a868" if d >= 0 else "#c44e52" for d in comparison.change]
+    right.bar(x, comparison.change, color=colors)
+    right.axhline(0, color="k", lw=0.6)
+    right.set_ylabel("$I_l^{after} - I_l^{before}$")
+    right.set_title("change per layer", fontsize=10)
     if comparison.signature_cosine is not None:
-        twin = ax.twinx()
-        twin.plot(x, comparison.signature_cosine, "k.--", lw=1, label="cosine(S before, S after)")
+        twin = right.twinx()
+        twin.plot(x, comparison.signature_cosine, "k.:", lw=1, label="cosine(S before, S after)")
         twin.set_ylabel("signature cosine")
         twin.set_ylim(min(0.0, min(comparison.signature_cosine)), 1.05)
-        twin.legend(loc="lower right", fontsize=7)
-    ax.legend(loc="upper left", fontsize=7)
-    ax.set_title("intensity per layer before and after", fontsize=10)
+        twin.legend(loc="best", fontsize=7)
+    for ax in (left, right):
+        ax.set_xticks(x)
+        ax.set_xlabel("layer (0 = embeddings, l = block l)")
     return figure
 
 
@@ -450,6 +455,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
             return ", ".join(str(v) for v in value)
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)

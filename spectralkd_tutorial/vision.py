@@ -55,6 +55,7 @@ __all__ = [
     "digits_data",
     "tiny_vit_config",
     "tiny_vit",
+    "save_vision_checkpoint",
     "train_vit",
     "evaluate_vit",
     "profile_shape",
@@ -334,7 +335,7 @@ def digits_data(test_size: float = 0.25, seed: int = 0, *, image_size: int = 8, 
 def tiny_vit_config(
     *,
     distilled: bool = False,
-    image_size: int = 8,
+    image_size: int | tuple[int, int] = 8,
     patch_size: int = 2,
     num_channels: int = 1,
     hidden_size: int = 64,
@@ -348,7 +349,8 @@ def tiny_vit_config(
 
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
-    if image_size % patch_size:
+    sides = image_size if isinstance(image_size, (list, tuple)) else (image_size,)
+    if any(side % patch_size for side in sides):
         raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
     names = list(label_names) if label_names is not None else [str(d) for d in range(10)]
     cls = DeiTConfig if distilled else ViTConfig
@@ -360,17 +362,33 @@ def tiny_vit_config(
     )
 
 
+def save_vision_checkpoint(model: nn.Module, out_dir: str | os.PathLike, processor=None) -> Path:
+    """``save_pretrained`` the model and an image processor (default: the digits normalisation).
+
+    The directory then loads like a hub checkpoint (``AutoModel...``/``AutoImageProcessor``) and
+    ``spectralkd analyze --model <out_dir>`` profiles it.
+    """
+    from transformers import ViTImageProcessor
+
+    config = _vision_config(model)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    if processor is None:
+        height, width = (config.image_size if isinstance(config.image_size, (list, tuple))
+                         else (config.image_size, config.image_size))
+        channels = int(config.num_channels)
+        processor = ViTImageProcessor(size={"height": int(height), "width": int(width)},
+                                      image_mean=[DIGITS_MEAN] * channels, image_std=[DIGITS_STD] * channels)
+    processor.save_pretrained(out)
+    return out
+
+
 def _save_checkpoint(out: Path, config, seed: int) -> None:
-    from transformers import DeiTForImageClassificationWithTeacher, ViTForImageClassification, ViTImageProcessor
+    from transformers import DeiTForImageClassificationWithTeacher, ViTForImageClassification
 
     torch.manual_seed(seed)
     cls = DeiTForImageClassificationWithTeacher if config.model_type == "deit" else ViTForImageClassification
-    model = cls(config)
-    model.save_pretrained(out)
-    channels = int(config.num_channels)
-    processor = ViTImageProcessor(size={"height": int(config.image_size), "width": int(config.image_size)},
-                                  image_mean=[DIGITS_MEAN] * channels, image_std=[DIGITS_STD] * channels)
-    processor.save_pretrained(out)
+    save_vision_checkpoint(cls(config), out)
 
 
 def tiny_vit(out_dir: str | os.PathLike | None = None, *, seed: int = 0, distilled: bool = False, **sizes: Any):
@@ -411,7 +429,7 @@ def tiny_vit(out_dir: str | os.PathLike | None = None, *, seed: int = 0, distill
     return cls.from_pretrained(out)
 
 
-def _device(device: str | torch.device | None, model: nn.Module) -> torch.device:
+def _device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -442,8 +460,8 @@ def train_vit(
     *,
     lr: float = 1e-3,
     batch_size: int = 32,
-    weight_decay: float = 0.05,
-    warmup: float = 0.25,
+    weight_decay: float = 0.0,
+    warmup: float = 0.1,
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -461,7 +479,7 @@ def train_vit(
     steps_per_epoch = n // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the training set ({n} images)")
-    device = _device(device, model)
+    device = _device(device)
     model.to(device)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -685,7 +703,7 @@ def analyze_pretrained_vision(name_or_path: str, images: Sequence, *, batch_size
         raise FileNotFoundError(f"{name_or_path!r} has no image processor (preprocessor_config.json)")
     if not images:
         raise ValueError("images is empty: pass e.g. load_hub_images(n=32)")
-    model.to(_device(device, model))
+    model.to(_device(device))
     batches = [processor(images=list(images[i : i + batch_size]), return_tensors="pt")
                for i in range(0, len(images), batch_size)]
     return profile_vision_model(model, batches, model_name=str(name_or_path), progress=progress,

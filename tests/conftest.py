@@ -13,6 +13,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `pytest -n 2` runs two workers on two cores: one thread each avoids oversubscription, which
+# makes small CPU kernels an order of magnitude slower.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 if SHARED_DATA.is_dir():
     os.environ.setdefault("SPECTRALKD_DATA_DIR", str(SHARED_DATA))
 

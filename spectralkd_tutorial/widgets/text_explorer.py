@@ -90,7 +90,7 @@ class TextSpectrumExplorer:
         self.ax_signature.set_yscale("log")
         self.ax_signature.set_xlabel("frequency bin k (channel axis)")
         self.ax_signature.set_ylabel("mean $|F[t, k]|$ over tokens")
-        self.ax_signature.legend(fontsize=7, loc="upper right")
+        self.ax_signature.legend(fontsize=7, loc="lower right")
         self.bars = None
         self.ranked: list[TokenEnergy] = []
         self._widget = None
@@ -149,10 +149,12 @@ class TextSpectrumExplorer:
         self.sentence_line.set_ydata(own)
         self.marker.set_data([self.k], [corpus[self.k]])
         self.vline.set_xdata([self.k, self.k])
-        positive = np.concatenate([corpus, own])
-        positive = positive[positive > 0]
-        if positive.size:
-            self.ax_signature.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
+        # y-range from bins >= 1: bin 0 (the channel mean) is ~0 after a LayerNorm without bias and
+        # would squash the log axis; it is included only while the marker sits on it
+        shown = np.concatenate([corpus[1:], own[1:]] + ([corpus[:1]] if self.k == 0 else []))
+        shown = shown[shown > 0]
+        if shown.size:
+            self.ax_signature.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
         self.ax_signature.set_title(f"layer {self.layer}: signature, bin k = {self.k}", fontsize=9)
 
         self.ax_tokens.clear()

@@ -151,3 +151,41 @@ def bench_distill(steps: int = 30, repeats: int = 3, model_name: str | None = No
     print(f"  logits-only KD  {_median(logits_only) * 1000:8.1f} ms/step")
     print(f"  spectral KD     {_median(spectral) * 1000:8.1f} ms/step   ratio {ratio:.3f}x (target <= 1.15x)")
     return {"ratio": ratio, "logits_only_ms": _median(logits_only) * 1000, "spectral_ms": _median(spectral) * 1000}
+
+
+def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str | None = None) -> dict:
+    """Print seconds per fine-tuning step of the preset's teacher on its real data (per-batch padding)
+    and the epoch time that implies; compare with the wall time of `spectralkd teacher`."""
+    import math
+
+    from .distill import TrainConfig, collate, encode_split, epoch_order
+    from .models import load_classifier
+    from .pipeline import load_preset_data
+    from .presets import get_preset
+
+    preset = get_preset(preset_name)
+    dataset = load_preset_data(preset, data_dir)
+    model, tokenizer = load_classifier(preset.teacher, dataset.label_names)
+    model.train()
+    config = TrainConfig(batch_size=preset.teacher_batch_size, max_length=preset.max_length)
+    encoded = encode_split(tokenizer, dataset.train, config.max_length)
+    order = epoch_order(len(encoded), 0, 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=preset.teacher_lr)
+    timings = []
+    for step in range(steps + 3):
+        batch = collate(encoded, order[step * config.batch_size : (step + 1) * config.batch_size],
+                        tokenizer.pad_token_id)
+        start = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step >= 3:  # warm-up excluded
+            timings.append(time.perf_counter() - start)
+    per_step = _median(timings)
+    per_epoch = per_step * math.ceil(len(encoded) / config.batch_size)
+    print(f"teacher {preset.teacher} on {dataset.name} ({len(encoded)} train), batch {config.batch_size}, "
+          f"threads {torch.get_num_threads()}")
+    print(f"  {per_step * 1000:.0f} ms/step (median of {steps}); one epoch = {per_epoch / 60:.1f} min; "
+          f"{preset.teacher_epochs:g} epochs = {preset.teacher_epochs * per_epoch / 60:.1f} min (+ evaluation)")
+    return {"seconds_per_step": per_step, "minutes_per_epoch": per_epoch / 60}

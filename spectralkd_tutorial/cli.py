@@ -103,6 +103,9 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     write_profile(before, args.out, stem="intensity_before_finetuning")
     print("intensities after fine-tuning:", [round(v, 4) for v in profile.intensities])
     print(f"wrote {Path(args.out) / 'model'}, metrics.json, intensity.json/png")
+    if args.publish:
+        _publish(Path(args.out), Path(args.publish), ["metrics.json", "intensity.json", "intensity.png",
+                                                      "intensity_before_finetuning.json", "intensity_before_finetuning.png"])
     return 0
 
 
@@ -115,8 +118,23 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                           epochs=args.epochs, teacher_dir=args.teacher)
     report = run_experiment(config, args.out, data_dir=args.data_dir, progress=not args.no_progress)
     print(report["table_markdown"])
+    print(report["conclusion"])
     print(f"wrote {Path(args.out) / 'results.json'}, results.md and plots")
+    if args.publish:
+        _publish(Path(args.out), Path(args.publish), ["results.md", "results.json", "ablation.png", "dynamics.png",
+                                                      "mappings.png", "teacher_intensity.png", "teacher_intensity.json"])
     return 0
+
+
+def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
+    """Copy result files (e.g. into assets/) atomically."""
+    from .io import _atomic
+
+    for name in names:
+        if (source / name).exists():
+            data = (source / name).read_bytes()
+            _atomic(target / name, lambda tmp, data=data: tmp.write_bytes(data))
+            print(f"published {target / name}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -149,6 +167,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _setup_threads()
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats)
+    elif args.what == "teacher":
+        bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir)
     else:
         bench.bench_distill(steps=args.steps, repeats=args.repeats)
     return 0
@@ -172,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--publish", default=None, help="also copy metrics and intensity plots into this directory")
     p.set_defaults(func=cmd_teacher)
 
     p = sub.add_parser("experiment", help="the ablation grid: strategies x seeds, table and plots")
@@ -180,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None)
     p.add_argument("--epochs", type=float, default=None, help="student epochs (default: preset)")
+    p.add_argument("--publish", default=None, help="also copy the table and figures into this directory (e.g. assets/workshop)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded default in about a minute")
@@ -192,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["profiler", "distill"])
+    p.add_argument("what", choices=["profiler", "distill", "teacher"])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="teacher: whose teacher (default workshop)")
+    p.add_argument("--data-dir", default=None)
     p.add_argument("--samples", type=int, default=256)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)

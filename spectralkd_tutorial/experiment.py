@@ -192,6 +192,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], teacher_metrics: dict[str, fl
 def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
                    dataset: IntentDataset | None = None, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the grid; writes results.json, results.md, and plots into ``out_dir``."""
+    import matplotlib.pyplot as plt
 
     from .viz import plot_ablation, plot_dynamics, plot_mappings, save_figure
 
@@ -227,6 +228,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data
     mappings = all_mappings(config.student_layers, total, profile.intensities, config.strategies, seed=0)
     figure = plot_mappings(profile.intensities, mappings)
     save_figure(figure, out / "mappings.png")
+    plt.close(figure)
 
     # 4. the grid (resumable); the frozen teacher's outputs are computed once for all runs
     needed = sorted({t for m in mappings.values() for t in m.teacher_layers} |
@@ -238,6 +240,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data
         raise ValueError(
             f"{results_path} was written with other settings; use another --out or delete it. "
             f"old: {previous.get('fingerprint')} new: {config.fingerprint()}"
+        )
+    if previous and previous.get("teacher", {}).get("test") not in (None, teacher_test):
+        raise ValueError(
+            f"{results_path} holds runs distilled from another teacher (its test metrics differ); "
+            "use another --out or delete the file"
         )
     runs: list[dict[str, Any]] = [r for r in previous.get("runs", [])
                                   if r["strategy"] in config.strategies and r["seed"] in config.seeds]
@@ -295,6 +302,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data
     metric = "in_scope_accuracy" if dataset.oos_label is not None else "accuracy"
     figure = plot_ablation(rows, metric=metric, teacher_value=teacher_test[metric])
     save_figure(figure, out / "ablation.png")
+    plt.close(figure)
     curves = {}
     for strategy in config.strategies:
         run = next((r for r in runs if r["strategy"] == strategy and r["dynamics"]), None)
@@ -303,4 +311,5 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data
     if curves:
         figure = plot_dynamics(profile.intensities, curves)
         save_figure(figure, out / "dynamics.png")
+        plt.close(figure)
     return report

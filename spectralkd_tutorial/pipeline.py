@@ -37,20 +37,24 @@ def text_batches(tokenizer, texts: Sequence[str], *, batch_size: int = 64, max_l
             for i in range(0, len(texts), batch_size)]
 
 
-def teacher_train_config(preset: Preset, seed: int = 0, **overrides: Any) -> TrainConfig:
-    values = dict(epochs=preset.teacher_epochs, learning_rate=preset.teacher_lr, batch_size=preset.teacher_batch_size,
-                  max_length=preset.max_length, seed=seed, mixed_precision=preset.mixed_precision,
-                  gradient_accumulation=preset.gradient_accumulation, device=preset.device, warmup_ratio=0.1)
+def train_config(preset: Preset, role: str, seed: int = 0, **overrides: Any) -> TrainConfig:
+    """The preset's optimisation settings for ``role`` = ``"teacher"`` or ``"student"``."""
+    if role not in ("teacher", "student"):
+        raise ValueError(f"role={role!r}; use 'teacher' or 'student'")
+    values = dict(epochs=getattr(preset, f"{role}_epochs"), learning_rate=getattr(preset, f"{role}_lr"),
+                  batch_size=getattr(preset, f"{role}_batch_size"), max_length=preset.max_length, seed=seed,
+                  mixed_precision=preset.mixed_precision, gradient_accumulation=preset.gradient_accumulation,
+                  device=preset.device, warmup_ratio=0.1)
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def teacher_train_config(preset: Preset, seed: int = 0, **overrides: Any) -> TrainConfig:
+    return train_config(preset, "teacher", seed, **overrides)
 
 
 def student_train_config(preset: Preset, seed: int = 0, **overrides: Any) -> TrainConfig:
-    values = dict(epochs=preset.student_epochs, learning_rate=preset.student_lr, batch_size=preset.student_batch_size,
-                  max_length=preset.max_length, seed=seed, mixed_precision=preset.mixed_precision,
-                  gradient_accumulation=preset.gradient_accumulation, device=preset.device, warmup_ratio=0.1)
-    values.update(overrides)
-    return TrainConfig(**values)
+    return train_config(preset, "student", seed, **overrides)
 
 
 def train_teacher(preset: Preset, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
@@ -71,6 +75,7 @@ def train_teacher(preset: Preset, out_dir: str | os.PathLike, *, dataset: Intent
     model, tokenizer = load_classifier(preset.teacher, dataset.label_names, seed=seed)
     config = teacher_train_config(preset, seed=seed, progress=progress, **overrides)
     result = fit(model, tokenizer, dataset, config, output_dir=out, resume=resume, description="teacher")
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # finished: model/ and metrics.json are what remain
     return model, tokenizer, read_json(out / "metrics.json") if (out / "metrics.json").exists() else {
         "metrics": result.metrics}
 
@@ -95,9 +100,11 @@ def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem:
                   highlight: Sequence[int] = ()) -> tuple[Path, Path]:
     """``<stem>.json`` and ``<stem>.png`` in ``out_dir`` (both written atomically)."""
     from .viz import plot_intensity, save_figure
+    import matplotlib.pyplot as plt
 
     out = Path(out_dir)
     json_path = atomic_write_json(out / f"{stem}.json", profile.to_dict())
     figure = plot_intensity(profile, highlight=highlight)
     png_path = Path(save_figure(figure, out / f"{stem}.png"))
+    plt.close(figure)
     return json_path, png_path

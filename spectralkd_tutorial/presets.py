@@ -73,6 +73,8 @@ class Preset:
 
 
 ABLATION_STRATEGIES = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
+# the workshop grid adds the low-intensity end (`first`) and reversed pairing (Yu et al. 2025)
+WORKSHOP_STRATEGIES = ABLATION_STRATEGIES + ("first", "reverse")
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
@@ -121,7 +123,7 @@ PRESETS: dict[str, Preset] = {
         student_epochs=1,
         student_lr=2e-4,
         student_batch_size=32,
-        strategies=ABLATION_STRATEGIES,
+        strategies=WORKSHOP_STRATEGIES,
         seeds=(0, 1, 2),
         alpha=0.5,
         temperature=2.0,

@@ -1,7 +1,7 @@
 """Figures: layer intensities, signatures, mappings on the intensity curve, ablation and dynamics.
 
-Every function returns a matplotlib ``Figure`` built without pyplot (a notebook cell that ends with
-it shows it exactly once, and no figure is left open); ``save_figure`` writes it atomically as PNG. Layer axes use the package convention: 0 = embeddings, l = block l.
+Every function returns a matplotlib ``Figure`` (never calls ``plt.show``); ``save_figure`` writes it
+atomically as PNG. Layer axes use the package convention: 0 = embeddings, l = block l.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -27,7 +28,7 @@ def plot_intensity(profile: SpectralProfile | Sequence[float], *, title: str | N
                    highlight: Sequence[int] = (), ax=None, color: str = "#4c72b0") -> Figure:
     """Bar chart of I_l over depth (the paper's model-wise analysis)."""
     intensities = profile.intensities if isinstance(profile, SpectralProfile) else list(profile)
-    figure = ax.figure if ax is not None else Figure(figsize=(7, 3.2))
+    figure = ax.figure if ax is not None else plt.figure(figsize=(7, 3.2))
     ax = ax or figure.add_subplot(111)
     layers = np.arange(len(intensities))
     colors = ["#dd8452" if layer in set(highlight) else color for layer in layers]
@@ -49,7 +50,7 @@ def plot_signature_heatmap(profile: SpectralProfile, *, bins: int | None = None,
     signatures = profile.signatures.numpy()
     k = bins or half_spectrum_bins(signatures.shape[1])
     data = signatures[:, :k]
-    figure = ax.figure if ax is not None else Figure(figsize=(7, 3.5))
+    figure = ax.figure if ax is not None else plt.figure(figsize=(7, 3.5))
     ax = ax or figure.add_subplot(111)
     image = ax.imshow(np.log10(data + 1e-12) if log else data, aspect="auto", origin="lower",
                       cmap="magma", interpolation="nearest")
@@ -66,8 +67,8 @@ def plot_signatures_small_multiples(profile: SpectralProfile, *, bins: int | Non
     signatures = profile.signatures.numpy()
     k = bins or half_spectrum_bins(signatures.shape[1])
     rows = int(np.ceil(len(signatures) / columns))
-    figure = Figure(figsize=(2.4 * columns, 1.8 * rows))
-    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 1.8 * rows), sharex=True, sharey=True,
+                                squeeze=False)
     for layer, ax in enumerate(axes.flat):
         if layer >= len(signatures):
             ax.axis("off")
@@ -85,8 +86,8 @@ def plot_mappings(intensities: Sequence[float], mappings: Mapping[str, LayerMapp
     """The teacher's intensity curve with each strategy's chosen layers marked, one row per strategy."""
     layers = np.arange(len(intensities))
     names = [name for name, mapping in mappings.items() if mapping.pairs]
-    figure = Figure(figsize=(7.5, 2.6 + 0.32 * len(names)))
-    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, max(1, 0.35 * len(names))]})
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 2.6 + 0.32 * len(names)), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, max(1, 0.35 * len(names))]})
     top.plot(layers, intensities, "o-", color="#4c72b0")
     top.set_ylabel("$I_l$")
     top.set_title(title or "teacher intensity and the layers each strategy aligns", fontsize=10)
@@ -109,8 +110,7 @@ def plot_ablation(summary: Sequence[Mapping], *, metric: str = "in_scope_accurac
     names = [row["strategy"] for row in summary]
     means = np.array([row[f"{metric}_mean"] for row in summary]) * 100
     stds = np.array([row[f"{metric}_std"] for row in summary]) * 100
-    figure = Figure(figsize=(7, 3.3))
-    ax = figure.subplots()
+    figure, ax = plt.subplots(figsize=(7, 3.3))
     colors = ["#dd8452" if name.startswith("spectral") else "#4c72b0" for name in names]
     ax.bar(names, means, yerr=stds, capsize=4, color=colors)
     if teacher_value is not None:
@@ -120,10 +120,8 @@ def plot_ablation(summary: Sequence[Mapping], *, metric: str = "in_scope_accurac
     high = max(float(np.max(means + stds)), teacher_value * 100 if teacher_value is not None else 0)
     ax.set_ylim(max(0.0, low - 0.15 * (high - low + 1)), high + 0.1 * (high - low + 1))
     ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
-    ax.set_title(title or "students by layer-selection strategy (mean ± std over seeds)", fontsize=10)
-    for label in ax.get_xticklabels():
-        label.set_rotation(20)
-        label.set_ha("right")
+    ax.set_title(title or "students by layer-selection strategy (mean ± std over seeds; y-axis zoomed)", fontsize=10)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     figure.tight_layout()
     return figure
 
@@ -135,8 +133,7 @@ def plot_dynamics(teacher_intensities: Sequence[float], student_curves: Mapping[
     ``student_curves[name] = [intensities_before, intensities_after]``; student depth is rescaled
     to the teacher's so that profiles of different depths share one axis.
     """
-    figure = Figure(figsize=(7, 3.4))
-    ax = figure.subplots()
+    figure, ax = plt.subplots(figsize=(7, 3.4))
     depth = len(teacher_intensities) - 1
     ax.plot(np.arange(depth + 1), teacher_intensities, "k-o", lw=2, label="teacher")
     for i, (name, (before, after)) in enumerate(student_curves.items()):

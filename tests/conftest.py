@@ -23,6 +23,15 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("SPECTRALKD_DATA_DIR", str(SHARED_DATA))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One intra-op thread per test worker (set at import above; re-asserted for every session)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = Path(os.environ.get("SPECTRALKD_DATA_DIR", SHARED_DATA))

@@ -32,15 +32,6 @@ from spectralkd_tutorial.tiny import build_tiny_checkpoint
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are fastest on one thread (and CI runs two workers on two cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """A 4 x 64 teacher and 2-block students 48 and 64 wide sharing its tokenizer, all on disk."""

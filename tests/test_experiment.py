@@ -74,15 +74,6 @@ def run_with_spy(config, out, dataset, spy: FitSpy):
         return run_experiment(config, out, dataset=dataset, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: a second intra-op thread only adds contention (30x slower on a busy 2-core CI box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def teacher_setup(tmp_path_factory, one_thread):
     """The quick preset's tiny RoBERTa teacher, fine-tuned for 8 epochs (about 80% in-scope accuracy)."""

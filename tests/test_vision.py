@@ -51,15 +51,6 @@ def _random_vit(distilled: bool = False, seed: int = 0, **overrides):
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and CI shares 2 cores between 2 workers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pixels() -> torch.Tensor:
     return torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))

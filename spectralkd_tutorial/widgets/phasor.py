@@ -23,9 +23,10 @@ from ..fourier import make_signal, wind
 from ..phasor_plots import CENTRE_COLOR, WindingArtists, draw_winding, update_winding
 
 __all__ = ["PhasorExplorer"]
+from .base import FigureExplorer
 
 
-class PhasorExplorer:
+class PhasorExplorer(FigureExplorer):
     """Sliders for ``k``, ``freq``, ``phase`` and ``mix``; the winding redraws on every change.
 
     Attributes after each :meth:`update`: ``signal`` (the samples), ``centre`` (complex
@@ -111,33 +112,16 @@ class PhasorExplorer:
         return self.centre
 
     # ---------------------------------------------------------------------------------------
-    @property
-    def sliders(self) -> dict[str, Any]:
-        """The controls by name (built with :attr:`widget`)."""
-        return dict(zip(("k", "freq", "phase", "mix"), self.widget.children[:4]))
+    control_names = ('k', 'freq', 'phase', 'mix')
+    control_width = "420px"
 
-    @property
-    def widget(self):
-        """An ``ipywidgets.interactive``: sliders, then the figure redrawn on every change."""
-        if self._widget is None:
-            import ipywidgets as widgets
-            from IPython.display import display
-
-            style = {"description_width": "initial"}
-            layout = widgets.Layout(width="420px")
-            controls = dict(
-                k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="winding k", style=style, layout=layout),
-                freq=widgets.FloatSlider(value=self.freq, min=0.0, max=float(self.max_k), step=0.25,
-                                         description="tone frequency", style=style, layout=layout),
-                phase=widgets.FloatSlider(value=self.phase, min=-np.pi, max=np.pi, step=np.pi / 12,
-                                          description="tone phase (rad)", style=style, layout=layout, readout_format=".2f"),
-                mix=widgets.FloatSlider(value=self.mix, min=0.0, max=1.5, step=0.05,
-                                        description=f"amplitude of tone at {self.second_freq:g}", style=style, layout=layout),
-            )
-
-            def redraw(**values):
-                self.update(**values)
-                display(self.fig)
-
-            self._widget = widgets.interactive(redraw, **controls)
-        return self._widget
+    def _controls(self, widgets, style, layout) -> dict[str, Any]:
+        return dict(
+            k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="winding k", style=style, layout=layout),
+            freq=widgets.FloatSlider(value=self.freq, min=0.0, max=float(self.max_k), step=0.25,
+                                     description="tone frequency", style=style, layout=layout),
+            phase=widgets.FloatSlider(value=self.phase, min=-np.pi, max=np.pi, step=np.pi / 12,
+                                      description="tone phase (rad)", style=style, layout=layout, readout_format=".2f"),
+            mix=widgets.FloatSlider(value=self.mix, min=0.0, max=1.5, step=0.05,
+                                    description=f"amplitude of tone at {self.second_freq:g}", style=style, layout=layout),
+        )

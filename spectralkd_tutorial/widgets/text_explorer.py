@@ -29,9 +29,10 @@ from ..text_analysis import (
 )
 
 __all__ = ["TextSpectrumExplorer"]
+from .base import FigureExplorer
 
 
-class TextSpectrumExplorer:
+class TextSpectrumExplorer(FigureExplorer):
     """Sliders for ``layer`` and ``k``, a dropdown for the sentence; redraws on every change.
 
     ``spectra_by_layer``: ``{layer: [SentenceSpectra, one per sentence]}`` (from
@@ -163,32 +164,15 @@ class TextSpectrumExplorer:
         return self.ranked
 
     # ---------------------------------------------------------------------------------------
-    @property
-    def sliders(self) -> dict[str, Any]:
-        """The controls by name (built with :attr:`widget`): ``layer``, ``k``, ``sentence``."""
-        return dict(zip(("layer", "k", "sentence"), self.widget.children[:3]))
+    control_names = ('layer', 'k', 'sentence')
+    control_width = "460px"
 
-    @property
-    def widget(self):
-        """An ``ipywidgets.interactive``: layer and bin sliders, a sentence menu, then the figure."""
-        if self._widget is None:
-            import ipywidgets as widgets
-            from IPython.display import display
-
-            style = {"description_width": "initial"}
-            layout = widgets.Layout(width="460px")
-            controls = dict(
-                layer=widgets.IntSlider(value=self.layer, min=self.layers[0], max=self.layers[-1],
-                                        description="layer (0 = embeddings)", style=style, layout=layout),
-                k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="frequency bin k",
-                                    style=style, layout=layout),
-                sentence=widgets.Dropdown(options=[(text[:60], i) for i, text in enumerate(self.texts)],
-                                          value=self.sentence, description="sentence", style=style, layout=layout),
-            )
-
-            def redraw(**values):
-                self.update(**values)
-                display(self.fig)
-
-            self._widget = widgets.interactive(redraw, **controls)
-        return self._widget
+    def _controls(self, widgets, style, layout) -> dict[str, Any]:
+        return dict(
+            layer=widgets.IntSlider(value=self.layer, min=self.layers[0], max=self.layers[-1],
+                                    description="layer (0 = embeddings)", style=style, layout=layout),
+            k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="frequency bin k",
+                                style=style, layout=layout),
+            sentence=widgets.Dropdown(options=[(text[:60], i) for i, text in enumerate(self.texts)],
+                                      value=self.sentence, description="sentence", style=style, layout=layout),
+        )

@@ -25,9 +25,10 @@ from ..spectral import channel_spectrum, half_spectrum_bins, spectral_signature
 from ..vision import patch_grid, prefix_token_count, tokens_to_grid, vision_hidden_states
 
 __all__ = ["ViTSpectrumExplorer"]
+from .base import FigureExplorer
 
 
-class ViTSpectrumExplorer:
+class ViTSpectrumExplorer(FigureExplorer):
     """Sliders for ``layer``, ``k`` (frequency bin) and ``image``; the three panels redraw on change.
 
     ``hidden_states``: the L+1 tensors ``(B, P + h*w, C)`` of one batch (Hugging Face
@@ -174,32 +175,15 @@ class ViTSpectrumExplorer:
         return self.magnitude_map
 
     # ---------------------------------------------------------------------------------------
-    @property
-    def sliders(self) -> dict[str, Any]:
-        """The controls by name (built with :attr:`widget`)."""
-        return dict(zip(("layer", "k", "image"), self.widget.children[:3]))
+    control_names = ('layer', 'k', 'image')
+    control_width = "420px"
 
-    @property
-    def widget(self):
-        """An ``ipywidgets.interactive``: sliders, then the figure redrawn on every change."""
-        if self._widget is None:
-            import ipywidgets as widgets
-            from IPython.display import display
-
-            style = {"description_width": "initial"}
-            layout = widgets.Layout(width="420px")
-            controls = dict(
-                layer=widgets.IntSlider(value=self.layer, min=0, max=self.num_layers - 1,
-                                        description="layer (0 = embeddings)", style=style, layout=layout),
-                k=widgets.IntSlider(value=self.k, min=0, max=self.bins - 1, description="frequency bin k",
-                                    style=style, layout=layout),
-                image=widgets.IntSlider(value=self.image_index, min=0, max=self.num_images - 1,
-                                        description="image", style=style, layout=layout),
-            )
-
-            def redraw(**values):
-                self.update(**values)
-                display(self.fig)
-
-            self._widget = widgets.interactive(redraw, **controls)
-        return self._widget
+    def _controls(self, widgets, style, layout) -> dict[str, Any]:
+        return dict(
+            layer=widgets.IntSlider(value=self.layer, min=0, max=self.num_layers - 1,
+                                    description="layer (0 = embeddings)", style=style, layout=layout),
+            k=widgets.IntSlider(value=self.k, min=0, max=self.bins - 1, description="frequency bin k",
+                                style=style, layout=layout),
+            image=widgets.IntSlider(value=self.image_index, min=0, max=self.num_images - 1,
+                                    description="image", style=style, layout=layout),
+        )

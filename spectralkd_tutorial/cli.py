@@ -166,7 +166,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     _setup_threads()
     if args.what == "profiler":
-        bench.bench_profiler(samples=args.samples, repeats=args.repeats)
+        bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
     elif args.what == "teacher":
         bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir)
     else:
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["profiler", "distill", "teacher"])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory")
     p.add_argument("--samples", type=int, default=256)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)

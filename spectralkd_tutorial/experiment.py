@@ -284,7 +284,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data
             (run_dir / "checkpoint.pt").unlink(missing_ok=True)
         atomic_write_json(results_path, {**common, "runs": runs})
         print(f"  {strategy:14s} seed {seed}: test {headline(result.metrics['test']):.4f} "
-              f"({result.seconds:.0f} s)", flush=True)
+              f"({result.seconds:.1f} s)", flush=True)
 
     # 5. table, conclusion, plots
     rows = summarise(runs, teacher_test, config.strategies)

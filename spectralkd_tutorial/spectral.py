@@ -132,18 +132,19 @@ def channel_spectrum(hidden: Tensor) -> Tensor:
 
 
 def real_token_amplitude_sum(tokens: Tensor, mask: Tensor) -> Tensor:
-    """sum over real tokens of |F[n, t, :]| as a float64 CPU vector of length H.
+    """sum over real tokens of |F[n, t, :]|: a float64 CPU vector of length H.
 
-    Same numbers as ``(channel_spectrum(tokens) * mask).sum((0, 1))``, computed faster: only real
-    tokens are transformed, with a real FFT (H//2 + 1 bins), and the other bins are filled from the
-    mirror symmetry |F[k]| = |F[H - k]| of a real signal's spectrum.
+    Same numbers as ``(channel_spectrum(tokens) * mask[..., None]).sum((0, 1))``, computed faster:
+    only real tokens are transformed, with a real FFT (H//2 + 1 bins), and the remaining bins come
+    from the mirror symmetry |F[k]| = |F[H - k]| of a real signal's spectrum. ``tokens`` may carry
+    leading layer axes, ``(..., N, T, H)``; the result then is ``(..., H)``.
     """
     width = tokens.shape[-1]
-    real = tokens[mask]  # (M, H): padding and prefix tokens never reach the FFT
+    real = tokens[..., mask, :]  # (..., M, H): padding and prefix tokens never reach the FFT
     dtype = torch.float64 if real.dtype == torch.float64 else torch.float32
-    half = torch.fft.rfft(real.to(dtype), dim=-1, norm="forward").abs().sum(dim=0)  # bins 0..H//2
-    mirrored = half[1 : (width + 1) // 2].flip(0)  # bins H//2+1 .. H-1 equal bins (H-1)//2 .. 1
-    return torch.cat([half, mirrored]).to(torch.float64).cpu()
+    half = torch.fft.rfft(real.to(dtype), dim=-1, norm="forward").abs().sum(dim=-2)  # bins 0..H//2
+    mirrored = half[..., 1 : (width + 1) // 2].flip(-1)  # bins H//2+1 .. H-1 equal bins (H-1)//2 .. 1
+    return torch.cat([half, mirrored], dim=-1).to(torch.float64).cpu()
 
 
 def spectral_signature(
@@ -194,19 +195,23 @@ class SpectralAccumulator:
     def update(self, hidden: Tensor, attention_mask: Tensor | None = None, *, prefix_tokens: int = 0) -> None:
         tokens = as_tokens(hidden.detach())
         mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
-        batch_sum = real_token_amplitude_sum(tokens, mask)
-        if not torch.isfinite(batch_sum).all():
-            _check_finite(tokens[mask])
+        self.add(real_token_amplitude_sum(tokens, mask), int(mask.sum()), int(tokens.shape[0]),
+                 check=lambda: tokens[mask])
+
+    def add(self, amplitude_sum: Tensor, tokens: int, samples: int, check=None) -> None:
+        """Add one batch's reduced sums (``check()`` returns the real tokens, to name a NaN/Inf)."""
+        if not torch.isfinite(amplitude_sum).all():
+            _check_finite(check() if check is not None else amplitude_sum)
         if self.amplitude_sum is None:
-            self.amplitude_sum = batch_sum
-        elif self.amplitude_sum.shape != batch_sum.shape:
+            self.amplitude_sum = amplitude_sum.clone()
+        elif self.amplitude_sum.shape != amplitude_sum.shape:
             raise ValueError(
-                f"hidden width changed between batches ({self.amplitude_sum.numel()} -> {batch_sum.numel()})"
+                f"hidden width changed between batches ({self.amplitude_sum.numel()} -> {amplitude_sum.numel()})"
             )
         else:
-            self.amplitude_sum += batch_sum
-        self.token_count += int(mask.sum())
-        self.sample_count += int(tokens.shape[0])
+            self.amplitude_sum += amplitude_sum
+        self.token_count += tokens
+        self.sample_count += samples
 
     def signature(self, bins: int | None = None) -> Tensor:
         if self.amplitude_sum is None:
@@ -312,17 +317,34 @@ class SpectralProfiler:
             raise TypeError(
                 f"each batch must be a dict of model inputs (e.g. the tokenizer's output), got {type(batch).__name__}"
             )
+        from .capture import LayerCapture, capture_supported
+
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items() if k != "labels"}
-        outputs = self.model(**inputs, output_hidden_states=True)
-        hidden_states = outputs.hidden_states
+        if capture_supported(self.model):  # hooks: cheaper than output_hidden_states on every call
+            with LayerCapture(self.model) as capture:
+                outputs = self.model(**inputs)
+            hidden_states = capture.take()
+        else:
+            outputs = self.model(**inputs, output_hidden_states=True)
+            hidden_states = outputs.hidden_states
         if hidden_states is None:
             raise ValueError(f"{type(self.model).__name__} returned no hidden_states")
         if not self.accumulators:
             self.accumulators = [SpectralAccumulator() for _ in hidden_states]
         mask = inputs.get("attention_mask")
-        for accumulator, hidden in zip(self.accumulators, hidden_states):
-            accumulator.update(hidden, mask if hidden.dim() == 3 else None, prefix_tokens=self.prefix_tokens)
+        if len({tuple(h.shape) for h in hidden_states}) == 1:
+            # every layer at once: one mask, one gather, one FFT for the stacked (layers, N, T, H)
+            first = hidden_states[0]
+            real_mask = token_mask(first, mask if first.dim() == 3 else None, prefix_tokens=self.prefix_tokens)
+            stacked = torch.stack([as_tokens(h.detach()) for h in hidden_states])
+            sums = real_token_amplitude_sum(stacked, real_mask)
+            count, samples = int(real_mask.sum()), int(stacked.shape[1])
+            for layer, (accumulator, layer_sum) in enumerate(zip(self.accumulators, sums)):
+                accumulator.add(layer_sum, count, samples, check=lambda layer=layer: stacked[layer][real_mask])
+        else:
+            for accumulator, hidden in zip(self.accumulators, hidden_states):
+                accumulator.update(hidden, mask if hidden.dim() == 3 else None, prefix_tokens=self.prefix_tokens)
         return outputs
 
     def result(self, model_name: str | None = None, **metadata: Any) -> SpectralProfile:

@@ -302,10 +302,22 @@ class SpectralProfiler:
     """
 
     def __init__(self, model: torch.nn.Module, *, prefix_tokens: int = 0, bins: int | None = None) -> None:
+        from .capture import LayerCapture, capture_supported
+
         self.model = model
         self.prefix_tokens = prefix_tokens
         self.bins = bins
         self.accumulators: list[SpectralAccumulator] = []
+        # hooks (cheaper than output_hidden_states on every call), registered from the first
+        # update until result()/close()
+        self._capture = LayerCapture(model) if capture_supported(model) else None
+        self._hooked = False
+
+    def close(self) -> None:
+        """Remove the capture hooks from the model (``result`` does this too)."""
+        if self._capture is not None and self._hooked:
+            self._capture.__exit__(None, None, None)
+            self._hooked = False
 
     def reset(self) -> None:
         self.accumulators = []
@@ -317,14 +329,18 @@ class SpectralProfiler:
             raise TypeError(
                 f"each batch must be a dict of model inputs (e.g. the tokenizer's output), got {type(batch).__name__}"
             )
-        from .capture import LayerCapture, capture_supported
-
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items() if k != "labels"}
-        if capture_supported(self.model):  # hooks: cheaper than output_hidden_states on every call
-            with LayerCapture(self.model) as capture:
+        if self._capture is not None:
+            if not self._hooked:
+                self._capture.__enter__()
+                self._hooked = True
+            try:
                 outputs = self.model(**inputs)
-            hidden_states = capture.take()
+            except BaseException:
+                self.close()
+                raise
+            hidden_states = self._capture.take()
         else:
             outputs = self.model(**inputs, output_hidden_states=True)
             hidden_states = outputs.hidden_states
@@ -348,6 +364,7 @@ class SpectralProfiler:
         return outputs
 
     def result(self, model_name: str | None = None, **metadata: Any) -> SpectralProfile:
+        self.close()
         if not self.accumulators:
             raise ValueError("no batch was profiled: the data source yielded nothing")
         hidden_size = int(self.accumulators[0].amplitude_sum.numel())
@@ -391,6 +408,7 @@ def profile_model(
         for batch in tqdm(batches, total=total, desc="spectral profile", disable=not progress, leave=False):
             profiler.update(batch)
     finally:
+        profiler.close()
         model.train(was_training)
     return profiler.result(model_name, **metadata)
 

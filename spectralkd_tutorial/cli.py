@@ -128,13 +128,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
     """Copy result files (e.g. into assets/) atomically."""
-    from .io import _atomic
+    from .io import atomic_copy
 
     for name in names:
         if (source / name).exists():
-            data = (source / name).read_bytes()
-            _atomic(target / name, lambda tmp, data=data: tmp.write_bytes(data))
-            print(f"published {target / name}")
+            print(f"published {atomic_copy(source / name, target / name)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

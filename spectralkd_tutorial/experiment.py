@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ from .models import count_parameters, num_blocks, student_from_teacher
 from .pipeline import (analysis_texts, analyze_model, load_preset_data, student_train_config, train_teacher,
                        write_profile)
 from .presets import Preset, get_preset
-from .selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
+from .selection import SPECTRAL_STRATEGIES, all_mappings, select_layers
 from .spectral import SpectralProfile
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")

@@ -47,6 +47,11 @@ def atomic_savefig(path: str | os.PathLike, figure: Any, **kwargs: Any) -> Path:
     return _atomic(path, lambda tmp: figure.savefig(tmp, format=suffix, **kwargs))
 
 
+def atomic_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    data = Path(source).read_bytes()
+    return _atomic(target, lambda tmp: tmp.write_bytes(data))
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():

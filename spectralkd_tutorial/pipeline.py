@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .data import IntentDataset, load_intent_dataset
-from .distill import TrainConfig, TrainResult, fit, resolve_device
+from .distill import TrainConfig, fit, resolve_device
 from .io import atomic_write_json, read_json
 from .models import load_classifier
 from .presets import Preset
@@ -74,10 +74,9 @@ def train_teacher(preset: Preset, out_dir: str | os.PathLike, *, dataset: Intent
         return model, tokenizer, read_json(out / "metrics.json")
     model, tokenizer = load_classifier(preset.teacher, dataset.label_names, seed=seed)
     config = teacher_train_config(preset, seed=seed, progress=progress, **overrides)
-    result = fit(model, tokenizer, dataset, config, output_dir=out, resume=resume, description="teacher")
+    fit(model, tokenizer, dataset, config, output_dir=out, resume=resume, description="teacher")
     (out / "checkpoint.pt").unlink(missing_ok=True)  # finished: model/ and metrics.json are what remain
-    return model, tokenizer, read_json(out / "metrics.json") if (out / "metrics.json").exists() else {
-        "metrics": result.metrics}
+    return model, tokenizer, read_json(out / "metrics.json")
 
 
 def analysis_texts(dataset: IntentDataset, n: int, split: str = "validation") -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import Tensor
@@ -163,10 +163,11 @@ def spectral_signature(
     tokens = as_tokens(hidden)
     k = _check_bins(bins, tokens.shape[-1])
     mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
-    _check_finite(tokens)
-    amplitude = channel_spectrum(tokens)[..., :k]
-    weights = mask.to(amplitude.dtype)
-    return (amplitude * weights[..., None]).sum(dim=(0, 1)) / weights.sum()
+    total = real_token_amplitude_sum(tokens, mask)
+    if not torch.isfinite(total).all():
+        _check_finite(tokens[mask])
+    dtype = torch.float64 if tokens.dtype == torch.float64 else torch.float32
+    return (total[:k] / int(mask.sum())).to(device=tokens.device, dtype=dtype)
 
 
 def spectral_intensity(

@@ -4,7 +4,7 @@ controls' ``.value``) headlessly and assert on the figure's data."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 
 class FigureExplorer:
@@ -16,6 +16,25 @@ class FigureExplorer:
 
     def update(self, **values: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _check(self) -> None:  # pragma: no cover - abstract
+        """Raise ValueError if the current state is invalid."""
+        raise NotImplementedError
+
+    def _assign(self, fields: dict[str, tuple[str, Callable[[Any], Any]]], values: dict[str, Any]) -> None:
+        """Set the given (non-None) values, ``fields[name] = (attribute, converter)``; validate with
+        ``_check``; on a ValueError restore the previous state and re-raise."""
+        previous = {attribute: getattr(self, attribute) for attribute, _ in fields.values()}
+        for name, value in values.items():
+            if value is not None:
+                attribute, convert = fields[name]
+                setattr(self, attribute, convert(value))
+        try:
+            self._check()
+        except ValueError:
+            for attribute, value in previous.items():
+                setattr(self, attribute, value)
+            raise
 
     def _controls(self, widgets: Any, style: dict[str, str], layout: Any) -> dict[str, Any]:  # pragma: no cover
         """The named ipywidgets controls, in ``control_names`` order."""

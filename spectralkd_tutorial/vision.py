@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .core.device import resolve_device
 from .spectral import LAYER_CONVENTION, SpectralProfile, channel_spectrum, profile_model
 
 __all__ = [
@@ -400,9 +401,9 @@ def tiny_vit(out_dir: str | os.PathLike | None = None, *, seed: int = 0, distill
     """
     from transformers import AutoModelForImageClassification, DeiTForImageClassificationWithTeacher
 
-    from .models import _quiet_transformers
+    from .models import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     config = tiny_vit_config(distilled=distilled, **sizes)
     if out_dir is None:
         from .tiny import cache_dir
@@ -427,12 +428,6 @@ def tiny_vit(out_dir: str | os.PathLike | None = None, *, seed: int = 0, distill
                 raise FileExistsError(f"{out} exists and is not an empty directory or a tiny ViT checkpoint")
     cls = DeiTForImageClassificationWithTeacher if distilled else AutoModelForImageClassification
     return cls.from_pretrained(out)
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @torch.no_grad()
@@ -479,7 +474,7 @@ def train_vit(
     steps_per_epoch = n // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the training set ({n} images)")
-    device = _device(device)
+    device = resolve_device(device)
     model.to(device)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -597,9 +592,9 @@ def load_vision_model(name_or_path: str | os.PathLike):
     import transformers
     from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-    from .models import _quiet_transformers, resolve_model_source
+    from .models import quiet_transformers, resolve_model_source
 
-    _quiet_transformers()
+    quiet_transformers()
     source = resolve_model_source(name_or_path)
     try:
         config = AutoConfig.from_pretrained(source)
@@ -703,7 +698,7 @@ def analyze_pretrained_vision(name_or_path: str, images: Sequence, *, batch_size
         raise FileNotFoundError(f"{name_or_path!r} has no image processor (preprocessor_config.json)")
     if not images:
         raise ValueError("images is empty: pass e.g. load_hub_images(n=32)")
-    model.to(_device(device))
+    model.to(resolve_device(device))
     batches = [processor(images=list(images[i : i + batch_size]), return_tensors="pt")
                for i in range(0, len(images), batch_size)]
     return profile_vision_model(model, batches, model_name=str(name_or_path), progress=progress,

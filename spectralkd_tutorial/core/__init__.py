@@ -1,0 +1,1 @@
+"""The engine room: devices, the training loop, the run store and the steps every entry point shares."""

@@ -98,7 +98,7 @@ def bench_distill(steps: int = 30, repeats: int = 3, model_name: str | None = No
     """Print and return time per step of spectral KD / logits-only KD (same batches, same student)."""
     import copy
 
-    from .distill import collate, encode_split
+    from .core.batching import collate, encode_split
     from .data import IntentSplit
     from .losses import DistillationLossConfig, distillation_loss
     from .models import installed_minilm_dir, student_from_teacher
@@ -158,19 +158,21 @@ def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str 
     and the epoch time that implies; compare with the wall time of `spectralkd teacher`."""
     import math
 
-    from .distill import TrainConfig, collate, encode_split, epoch_order
+    from .core.batching import collate, encode_split, epoch_order
     from .models import load_classifier
-    from .pipeline import load_preset_data
     from .presets import get_preset
+    from .steps import load_data
 
     preset = get_preset(preset_name)
-    dataset = load_preset_data(preset, data_dir)
-    model, tokenizer = load_classifier(preset.teacher, dataset.label_names)
+    if data_dir is not None:
+        preset.data.data_dir = data_dir
+    dataset = load_data(preset)
+    model, tokenizer = load_classifier(preset.teacher.model, dataset.label_names)
     model.train()
-    config = TrainConfig(batch_size=preset.teacher_batch_size, max_length=preset.max_length)
-    encoded = encode_split(tokenizer, dataset.train, config.max_length)
+    config = preset.teacher.train
+    encoded = encode_split(tokenizer, dataset.train, preset.data.max_length)
     order = epoch_order(len(encoded), 0, 0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=preset.teacher_lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     timings = []
     for step in range(steps + 3):
         batch = collate(encoded, order[step * config.batch_size : (step + 1) * config.batch_size],
@@ -184,8 +186,8 @@ def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str 
             timings.append(time.perf_counter() - start)
     per_step = _median(timings)
     per_epoch = per_step * math.ceil(len(encoded) / config.batch_size)
-    print(f"teacher {preset.teacher} on {dataset.name} ({len(encoded)} train), batch {config.batch_size}, "
+    print(f"teacher {preset.teacher.model} on {dataset.name} ({len(encoded)} train), batch {config.batch_size}, "
           f"threads {torch.get_num_threads()}")
     print(f"  {per_step * 1000:.0f} ms/step (median of {steps}); one epoch = {per_epoch / 60:.1f} min; "
-          f"{preset.teacher_epochs:g} epochs = {preset.teacher_epochs * per_epoch / 60:.1f} min (+ evaluation)")
+          f"{config.epochs:g} epochs = {config.epochs * per_epoch / 60:.1f} min (+ evaluation)")
     return {"seconds_per_step": per_step, "minutes_per_epoch": per_epoch / 60}

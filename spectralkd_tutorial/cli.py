@@ -1,28 +1,155 @@
-"""``spectralkd`` command line: analyze, teacher, experiment, distill, demo, bench.
+"""``spectralkd`` command line: analyze, teacher, distill, experiment, demo, end-to-end, predict, evaluate, bench.
 
-Every command takes ``--preset`` (default ``$SPECTRALKD_PRESET`` or ``quick``) and writes its results
-to ``--out``. Run ``spectralkd <command> --help`` for the options.
+Settings are resolved in one order, each value in one place: the preset (``--preset``, default
+``$SPECTRALKD_PRESET`` or ``quick``) <- a TOML file (``--config``) <- flags. Every run writes its
+fully resolved ``config.toml`` beside its results, so ``--config OUT/config.toml`` reproduces it.
+Run ``spectralkd <command> --help`` for the options and their defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from .presets import PRESETS, get_preset
+from .errors import SpectralKDError, UsageError
+from .presets import PRESETS
+
+# flag -> dotted config key (the role-dependent training keys are filled in per command)
+DATA_FLAGS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "train_file": "data.train_file",
+              "validation_file": "data.validation_file", "test_file": "data.test_file",
+              "text_column": "data.text_column", "label_column": "data.label_column", "oos_label": "data.oos_label",
+              "split_seed": "data.split_seed", "max_length": "data.max_length"}
+LOSS_FLAGS = {"feature_loss": "loss.feature_loss", "alpha": "loss.alpha", "temperature": "loss.temperature",
+              "beta": "loss.beta", "strategies": "grid.strategies", "seeds": "grid.seeds",
+              "student": "student.model", "student_init": "student.init"}
+RUNTIME_FLAGS = {"device": "runtime.device", "mixed_precision": "runtime.mixed_precision",
+                 "samples": "analysis.samples"}
+TRAIN_FLAGS = ("epochs", "lr", "batch_size")
 
 
-def _add_common(parser: argparse.ArgumentParser, out_default: str | None = None) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="size of the run (default: $SPECTRALKD_PRESET or quick)")
-    parser.add_argument("--data-dir", default=None,
-                        help="directory with the upstream data files (default: $SPECTRALKD_DATA_DIR, else the hub)")
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+
+def _finite(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None = None) -> None:
+    parser.add_argument("--preset", choices=PRESETS, default=None, help="named defaults (default: $SPECTRALKD_PRESET or quick)")
+    parser.add_argument("--config", default=None, help="TOML file with the same keys (e.g. a run's OUT/config.toml); flags override it")
     parser.add_argument("--out", default=out_default, required=out_default is None, help="output directory")
+    parser.add_argument("--overwrite", action="store_true", help="discard a run with other settings in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16", "auto"], default=None)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", "--data", dest="dataset", default=None,
+                       help="clinc150[:full|small|imbalanced|plus], banking77, hwu64, snips, embedded, a CSV/TSV/JSONL/"
+                            "Parquet file (split with --split-seed), or hf:ORG/NAME (default: the preset's)")
+    group.add_argument("--data-dir", default=None, help="upstream files of the named sets (default: $SPECTRALKD_DATA_DIR, else the hub)")
+    group.add_argument("--train-file", default=None, help="the user's training file (with --validation-file/--test-file)")
+    group.add_argument("--validation-file", default=None)
+    group.add_argument("--test-file", default=None)
+    group.add_argument("--text-column", default=None, help="text column of the user's files (default: text)")
+    group.add_argument("--label-column", default=None, help="label column of the user's files (default: label)")
+    group.add_argument("--oos-label", default=None, help="the out-of-scope label: turns on in-scope accuracy / OOS recall")
+    group.add_argument("--split-seed", type=_finite(int), default=None, help="seed of the split of a single file (default 0)")
+    group.add_argument("--max-length", type=_finite(int), default=None, help="tokens per utterance (default: preset)")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, role: str) -> None:
+    group = parser.add_argument_group(f"{role} training")
+    group.add_argument("--epochs", type=_finite(float), default=None, help=f"{role} epochs (default: preset)")
+    group.add_argument("--lr", type=_finite(float), default=None, help=f"{role} learning rate (default: preset)")
+    group.add_argument("--batch-size", type=_finite(int), default=None, help=f"{role} batch size (default: preset)")
+    parser.set_defaults(role=role)
+
+
+def _add_distillation_options(parser: argparse.ArgumentParser, *, grid: bool) -> None:
+    group = parser.add_argument_group("distillation")
+    group.add_argument("--teacher", default=None, help="a fine-tuned classifier (directory or hub name), used as is")
+    group.add_argument("--teacher-base", default=None, help="a model to fine-tune first as the teacher (default: preset)")
+    group.add_argument("--student", default=None, help="layers:K (K blocks copied from the teacher) or a smaller model")
+    group.add_argument("--student-init", default=None, help="strategy choosing the blocks a layers:K student copies")
+    if grid:
+        group.add_argument("--strategies", nargs="+", default=None, help="layer-selection strategies (default: preset)")
+    else:
+        group.add_argument("--strategy", default="spectral-ends", help="layer-selection strategy (default: spectral-ends)")
+    group.add_argument("--seeds", nargs="+", type=_finite(int), default=None, help="seeds (default: preset)")
+    group.add_argument("--feature-loss", default=None, help="spectral, mse, projection, spectral-projection, none")
+    group.add_argument("--alpha", type=_finite(float), default=None, help="weight of KD vs CE (default: preset)")
+    group.add_argument("--temperature", type=_finite(float), default=None, help="softmax temperature T")
+    group.add_argument("--beta", type=_finite(float), default=None, help="weight of the feature loss")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving the config: preset <- --config <- flags
+# ---------------------------------------------------------------------------------------------
+
+def resolve_config(args: argparse.Namespace):
+    """The run config of this command line, validated (a bad value is a ``UsageError``)."""
+    from .config import load_config
+    from .presets import get_preset
+
+    try:
+        config = get_preset(args.preset)
+        if getattr(args, "config", None):
+            config = load_config(args.config, base=get_preset(args.preset) if args.preset else None)
+        overrides = _flag_overrides(args)
+        config = config.replace(**overrides) if overrides else config
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from error
+    if getattr(args, "no_progress", False):
+        config.runtime.progress = False
+    _warn_ignored(config, args)
+    return config
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values = vars(args)
+    table = {**DATA_FLAGS, **LOSS_FLAGS, **RUNTIME_FLAGS}
+    role = values.get("role", "student")
+    table.update({"epochs": f"{role}.train.epochs", "lr": f"{role}.train.learning_rate",
+                  "batch_size": f"{role}.train.batch_size", "teacher_base": "teacher.model", "teacher": "teacher.finetuned"})
+    if values.get("strategy") is not None:
+        values = {**values, "strategies": [values["strategy"]]}
+    overrides = {key: values[flag] for flag, key in table.items() if values.get(flag) is not None}
+    if values.get("dataset") is not None and values.get("data_dir") is None and not _is_named_set(values["dataset"]):
+        overrides["data.data_dir"] = None
+    return overrides
+
+
+def _is_named_set(spec: str) -> bool:
+    return spec.split(":", 1)[0] in {"clinc150", "banking77", "hwu64", "snips", "embedded"}
+
+
+def _warn_ignored(config, args: argparse.Namespace) -> None:
+    if config.student.copied_layers is None and getattr(args, "student_init", None):
+        warnings.warn(f"--student-init is ignored: student {config.student.model!r} is a pretrained model, not layers:K")
+    if getattr(args, "data_dir", None) and not _is_named_set(config.data.dataset):
+        warnings.warn(f"--data-dir is ignored: {config.data.dataset!r} is not a named data set")
+    if getattr(args, "teacher", None) and getattr(args, "teacher_base", None):
+        raise UsageError("give --teacher (a fine-tuned classifier, used as is) or --teacher-base (fine-tuned first), not both")
 
 
 def _setup_threads() -> None:
@@ -32,98 +159,12 @@ def _setup_threads() -> None:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def _is_vision(model_name: str) -> bool:
-    config = Path(model_name) / "config.json"
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("model_type") in {"vit", "deit"}
-    except (OSError, json.JSONDecodeError):
-        return False
+def _write_config(config, out: str | os.PathLike) -> Path:
+    from .config import to_toml
+    from .core.run_store import check_writable_directory
+    from .io import atomic_write_text
 
-
-def cmd_analyze(args: argparse.Namespace) -> int:
-    """Profile every layer of a model over a data source: intensity.json + intensity.png."""
-    from .models import load_classifier
-    from .pipeline import analysis_texts, analyze_model, load_preset_data, write_profile
-    preset = get_preset(args.preset)
-    model_name = args.model or preset.teacher
-    if _is_vision(model_name):
-        from .vision import analyze_vision_directory
-
-        profile = analyze_vision_directory(model_name, samples=args.samples or preset.analysis_samples,
-                                           progress=not args.no_progress)
-    else:
-        dataset = load_preset_data(preset, args.data_dir) if args.dataset is None else None
-        if dataset is None:
-            from .data import load_intent_dataset
-
-            dataset = load_intent_dataset(args.dataset, variant=args.variant, data_dir=args.data_dir)
-        model, tokenizer = load_classifier(model_name, dataset.label_names)
-        texts = analysis_texts(dataset, args.samples or preset.analysis_samples, split=args.split)
-        profile = analyze_model(model, tokenizer, texts, batch_size=preset.analysis_batch_size,
-                                max_length=preset.max_length, model_name=str(model_name),
-                                progress=not args.no_progress, dataset=dataset.name, split=args.split,
-                                preset=preset.name)
-    json_path, png_path = write_profile(profile, args.out)
-    print(f"{profile.model_name}: {len(profile.layers)} layers ({profile.convention})")
-    for layer in profile.layers:
-        print(f"  layer {layer.layer:2d}  I = {layer.intensity:.5f}")
-    print(f"wrote {json_path} and {png_path}")
-    return 0
-
-
-def cmd_teacher(args: argparse.Namespace) -> int:
-    """Fine-tune the preset's teacher, evaluate it, and profile it (before and after)."""
-    from .pipeline import analysis_texts, analyze_model, load_preset_data, train_teacher, write_profile
-    from .models import load_classifier
-
-    _setup_threads()
-    preset = get_preset(args.preset)
-    overrides = {}
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    if args.lr is not None:
-        overrides["learning_rate"] = args.lr
-    dataset = load_preset_data(preset, args.data_dir)
-    print(f"teacher {preset.teacher} on {dataset.name} ({len(dataset.train)} train); preset {preset.name}")
-    model, tokenizer, result = train_teacher(preset, args.out, dataset=dataset, progress=not args.no_progress,
-                                             **overrides)
-    test = result["metrics"]["test"]
-    print("test:", json.dumps({k: round(v, 4) for k, v in test.items()}))
-    texts = analysis_texts(dataset, preset.analysis_samples)
-    profile = analyze_model(model, tokenizer, texts, batch_size=preset.analysis_batch_size,
-                            max_length=preset.max_length, model_name=f"{preset.teacher} (fine-tuned)",
-                            progress=not args.no_progress, dataset=dataset.name, preset=preset.name)
-    write_profile(profile, args.out, stem="intensity")
-    base, base_tok = load_classifier(preset.teacher, dataset.label_names)
-    before = analyze_model(base, base_tok, texts, batch_size=preset.analysis_batch_size, max_length=preset.max_length,
-                           model_name=f"{preset.teacher} (before fine-tuning)", progress=not args.no_progress,
-                           dataset=dataset.name, preset=preset.name)
-    write_profile(before, args.out, stem="intensity_before_finetuning")
-    print("intensities after fine-tuning:", [round(v, 4) for v in profile.intensities])
-    print(f"wrote {Path(args.out) / 'model'}, metrics.json, intensity.json/png")
-    if args.publish:
-        _publish(Path(args.out), Path(args.publish), ["metrics.json", "intensity.json", "intensity.png",
-                                                      "intensity_before_finetuning.json", "intensity_before_finetuning.png"])
-    return 0
-
-
-def cmd_experiment(args: argparse.Namespace) -> int:
-    from .experiment import ExperimentConfig, run_experiment
-
-    _setup_threads()
-    preset = get_preset(args.preset)
-    config = ExperimentConfig.from_preset(preset, strategies=args.strategies, seeds=args.seeds,
-                                          epochs=args.epochs, teacher_dir=args.teacher)
-    report = run_experiment(config, args.out, data_dir=args.data_dir, progress=not args.no_progress)
-    print(report["table_markdown"])
-    print(report["conclusion"])
-    print(f"wrote {Path(args.out) / 'results.json'}, results.md and plots")
-    if args.publish:
-        _publish(Path(args.out), Path(args.publish), ["results.md", "results.json", "ablation.png", "dynamics.png",
-                                                      "mappings.png", "teacher_intensity.png", "teacher_intensity.json"])
-    return 0
+    return atomic_write_text(check_writable_directory(out) / "config.toml", to_toml(config))
 
 
 def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
@@ -135,26 +176,94 @@ def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
             print(f"published {atomic_copy(source / name, target / name)}")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Analysis -> selection -> short distillation -> table, on the embedded default."""
-    from .experiment import ExperimentConfig, run_experiment
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
 
-    _setup_threads()
-    preset = get_preset(args.preset or "quick")
-    config = ExperimentConfig.from_preset(preset, seeds=args.seeds)
-    report = run_experiment(config, args.out, data_dir=args.data_dir, progress=not args.no_progress)
-    print(report["table_markdown"])
-    print(f"wrote {args.out}")
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Profile every layer of a model over a data source: intensity.json + intensity.png."""
+    from .core.run_store import check_writable_directory
+    from .models import load_classifier
+    from .steps import analysis_texts, load_data, profile, write_profile
+    from .vision import analyze_vision_directory, is_vision_checkpoint
+
+    config = resolve_config(args)
+    check_writable_directory(args.out)
+    model_name = args.model or config.teacher.finetuned or config.teacher.model
+    if is_vision_checkpoint(model_name):
+        result = analyze_vision_directory(model_name, samples=config.analysis.samples, progress=config.runtime.progress)
+    else:
+        dataset = load_data(config)
+        model, tokenizer = load_classifier(model_name, dataset.label_names)
+        texts = analysis_texts(dataset, config.analysis.samples, split=args.split)
+        result = profile(model, tokenizer, texts, batch_size=config.analysis.batch_size, max_length=config.data.max_length,
+                         model_name=str(model_name), progress=config.runtime.progress, dataset=dataset.name,
+                         split=args.split, preset=config.name)
+    json_path, png_path = write_profile(result, args.out)
+    print(f"{result.model_name}: {len(result.layers)} layers ({result.convention})")
+    for layer in result.layers:
+        print(f"  layer {layer.layer:2d}  I = {layer.intensity:.5f}")
+    print(f"wrote {json_path} and {png_path}")
     return 0
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
+def cmd_teacher(args: argparse.Namespace) -> int:
+    """Fine-tune the teacher, evaluate it, and profile it before and after fine-tuning."""
+    from .models import load_classifier
+    from .steps import load_data, profile_with_config, train_teacher, write_profile
+
+    config = resolve_config(args)
+    _setup_threads()
+    _write_config(config, args.out)
+    dataset = load_data(config)
+    print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
+    teacher = train_teacher(config, args.out, dataset=dataset, overwrite=args.overwrite)
+    print("test:", json.dumps({k: round(v, 4) for k, v in teacher.test.items()}))
+    after = profile_with_config(teacher.model, teacher.tokenizer, dataset, config,
+                                model_name=f"{config.teacher.model} (fine-tuned)")
+    write_profile(after, args.out, stem="intensity")
+    base, base_tokenizer = load_classifier(config.teacher.model, dataset.label_names)
+    before = profile_with_config(base, base_tokenizer, dataset, config,
+                                 model_name=f"{config.teacher.model} (before fine-tuning)")
+    write_profile(before, args.out, stem="intensity_before_finetuning")
+    print("intensities after fine-tuning:", [round(v, 4) for v in after.intensities])
+    print(f"wrote {Path(args.out) / 'model'}, metrics.json, config.toml, intensity.json/png")
+    if args.publish:
+        _publish(Path(args.out), Path(args.publish), ["metrics.json", "intensity.json", "intensity.png",
+                                                      "intensity_before_finetuning.json", "intensity_before_finetuning.png"])
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """The ablation grid: strategies x seeds, table and plots (resumable)."""
+    from .experiment import PUBLISHED_FILES, run_experiment
+
+    config = resolve_config(args)
+    _setup_threads()
+    _write_config(config, args.out)
+    report = run_experiment(config, args.out, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
+    print(report.table_markdown)
+    print(report.conclusion)
+    print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")
+    if args.publish:
+        _publish(Path(args.out), Path(args.publish), PUBLISHED_FILES)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Analysis -> selection -> short distillation -> table, on the embedded default."""
+    args.preset = args.preset or "quick"
+    args.keep_checkpoints, args.publish = False, None
+    return cmd_experiment(args)
+
+
+def cmd_end_to_end(args: argparse.Namespace) -> int:
     """The chapter-5 pipeline without Jupyter (teacher, analysis, students, comparison)."""
     from .end_to_end import run_end_to_end
 
+    config = resolve_config(args)
     _setup_threads()
-    preset = get_preset(args.preset)
-    summary = run_end_to_end(preset, args.out, data_dir=args.data_dir, progress=not args.no_progress)
+    summary = run_end_to_end(config, args.out)
     print(summary["model_card_markdown"])
     return 0
 
@@ -162,6 +271,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.steps < 1 or args.repeats < 1 or args.samples < 1:
+        raise UsageError("--steps, --repeats and --samples must be >= 1")
     _setup_threads()
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
@@ -172,64 +283,83 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spectralkd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
 
-    p = sub.add_parser("analyze", help="per-layer spectral intensities of a model (intensity.json/png)")
-    _add_common(p)
+    p = sub.add_parser("analyze", help="per-layer spectral intensities of a model (intensity.json/png)", formatter_class=defaults)
+    _add_run_options(p)
+    _add_data_options(p)
     p.add_argument("--model", default=None, help="hub name or local directory (default: the preset's teacher)")
-    p.add_argument("--dataset", default=None, help="intent data set (default: the preset's)")
-    p.add_argument("--variant", default=None, help="CLINC150 variant")
     p.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    p.add_argument("--samples", type=int, default=None, help="number of utterances/images (default: preset)")
+    p.add_argument("--samples", type=_finite(int), default=None, help="number of utterances/images (default: preset)")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("teacher", help="fine-tune and profile the preset's teacher")
-    _add_common(p)
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p = sub.add_parser("teacher", help="fine-tune, evaluate and profile a teacher", formatter_class=defaults)
+    _add_run_options(p)
+    _add_data_options(p)
+    _add_training_options(p, "teacher")
+    p.add_argument("--teacher-base", default=None, help="the model to fine-tune (default: the preset's)")
     p.add_argument("--publish", default=None, help="also copy metrics and intensity plots into this directory")
     p.set_defaults(func=cmd_teacher)
 
-    p = sub.add_parser("experiment", help="the ablation grid: strategies x seeds, table and plots")
-    _add_common(p)
-    p.add_argument("--teacher", default=None, help="directory of a fine-tuned teacher (default: OUT/teacher, trained if missing)")
-    p.add_argument("--strategies", nargs="+", default=None)
-    p.add_argument("--seeds", nargs="+", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=None, help="student epochs (default: preset)")
+    p = sub.add_parser("experiment", help="the ablation grid: strategies x seeds, table and plots", formatter_class=defaults)
+    _add_run_options(p)
+    _add_data_options(p)
+    _add_training_options(p, "student")
+    _add_distillation_options(p, grid=True)
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's last checkpoint")
     p.add_argument("--publish", default=None, help="also copy the table and figures into this directory (e.g. assets/workshop)")
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("demo", help="the whole pipeline on the embedded default in about a minute")
-    _add_common(p, out_default="runs/demo")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded default in about a minute", formatter_class=defaults)
+    _add_run_options(p, out_default="runs/demo")
+    _add_data_options(p)
+    _add_training_options(p, "student")
+    _add_distillation_options(p, grid=True)
+    p.set_defaults(func=cmd_demo, seeds=[0])
 
-    p = sub.add_parser("distill", help="chapter 5 end to end (use --preset full on a GPU)")
-    _add_common(p)
-    p.set_defaults(func=cmd_distill)
+    p = sub.add_parser("end-to-end", aliases=["distill"], help="chapter 5 end to end (use --preset full on a GPU)",
+                       formatter_class=defaults)
+    _add_run_options(p)
+    _add_data_options(p)
+    p.set_defaults(func=cmd_end_to_end)
 
-    p = sub.add_parser("bench", help="benchmarks that print figures")
+    p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=defaults)
     p.add_argument("what", choices=["profiler", "distill", "teacher"])
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="teacher: whose teacher (default workshop)")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory")
-    p.add_argument("--samples", type=int, default=256)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--samples", type=_finite(int), default=256)
+    p.add_argument("--steps", type=_finite(int), default=30)
+    p.add_argument("--repeats", type=_finite(int), default=3)
     p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. The project's own errors (and bad values, missing files, I/O faults) print one
+    line and exit 2; a real bug keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as error:
+    except (SpectralKDError, ValueError, FileNotFoundError) as error:
         print(f"spectralkd {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        print(f"spectralkd {args.command}: error: cannot write or read{where}: {error.strerror or error}; "
+              "free disk space or choose a writable --out", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spectralkd {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

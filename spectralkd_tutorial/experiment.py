@@ -1,13 +1,16 @@
 """The honest ablation: layer-selection strategies x seeds, one table, with error bars.
 
 Every student in the grid starts from the same initialisation (the teacher blocks chosen by
-``student_init``, DistilBERT-style), so only the alignment differs. Per run the student is trained
-with
+``student.init``, DistilBERT-style) and sees the same data order for a given seed, so only the
+alignment differs. Per run the student is trained with
 
     L = (1 - alpha) CE + alpha T^2 KL(teacher_T || student_T) + beta L_spec(mapping)
 
-where ``mapping`` comes from the strategy (``none``: no feature term, logits-only KD). Results are
-written after every run (``results.json``); a partly finished grid resumes where it stopped.
+where ``mapping`` comes from the strategy (``none``: no feature term, logits-only KD). Where two
+strategies choose the same layer pairs, that mapping is trained once per seed and reported under
+both names (``same_as``). ``results.json`` keeps every run ever finished in the directory (runs are
+only added) and is written after each one; a partly finished grid resumes where it stopped; the
+table and plots show the runs the current call asked for.
 """
 
 from __future__ import annotations
@@ -17,89 +20,37 @@ import math
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
+from .config import RunConfig
+from .core.run_store import RunStore
 from .data import IntentDataset
-from .distill import TeacherCache, encode_split, evaluate, fit
-from .io import atomic_write_json, atomic_write_text, read_json
-from .losses import DistillationLossConfig
+from .io import atomic_write_text
 from .metrics import headline
-from .models import count_parameters, num_blocks, student_from_teacher
-from .pipeline import (analysis_texts, analyze_model, load_preset_data, student_train_config, train_teacher,
-                       write_profile)
-from .presets import Preset, get_preset
-from .selection import SPECTRAL_STRATEGIES, all_mappings, select_layers
+from .models import count_parameters, num_blocks
+from .selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
 from .spectral import SpectralProfile
+from .steps import (TeacherResult, build_student, build_teacher_cache, data_settings, distil_student, load_data,
+                    profile_with_config, train_teacher, write_profile)
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")
+PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png", "mappings.png",
+                   "teacher_intensity.png", "teacher_intensity.json")
 
 
 @dataclass
-class ExperimentConfig:
-    """What the grid varies (strategies, seeds) and what it holds fixed (everything else)."""
+class ExperimentReport:
+    """What a grid call produced: its runs, the summary rows, the table and the verdict."""
 
-    preset: str
-    strategies: tuple[str, ...]
-    seeds: tuple[int, ...]
-    student_layers: int
-    student_init: str
-    epochs: float
-    feature_loss: str = "spectral"
-    alpha: float = 0.5
-    temperature: float = 2.0
-    beta: float = 1.0
-    teacher_dir: str | None = None
-    dynamics_samples: int = 256
-    keep_checkpoints: bool = False
-    train_overrides: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_preset(cls, preset: Preset | str, *, strategies: Sequence[str] | None = None,
-                    seeds: Sequence[int] | None = None, epochs: float | None = None,
-                    teacher_dir: str | None = None, **kwargs: Any) -> "ExperimentConfig":
-        preset = get_preset(preset) if isinstance(preset, str) else preset
-        return cls(
-            preset=preset.name,
-            strategies=tuple(strategies or preset.strategies),
-            seeds=tuple(seeds if seeds is not None else preset.seeds),
-            student_layers=preset.student_layers,
-            student_init=preset.student_init,
-            epochs=epochs if epochs is not None else preset.student_epochs,
-            alpha=preset.alpha,
-            temperature=preset.temperature,
-            beta=preset.beta,
-            teacher_dir=teacher_dir,
-            dynamics_samples=min(256, preset.analysis_samples),
-            **kwargs,
-        )
-
-    def loss_config(self, strategy: str) -> DistillationLossConfig:
-        return DistillationLossConfig(alpha=self.alpha, temperature=self.temperature, beta=self.beta,
-                                      feature_loss="none" if strategy == "none" else self.feature_loss)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """Settings that must match for a finished run to be reused when resuming."""
-        data = asdict(self)
-        for key in ("strategies", "seeds", "keep_checkpoints", "teacher_dir"):
-            data.pop(key)
-        return data
-
-
-def load_teacher_dir(path: str | os.PathLike):
-    """``(model, tokenizer)`` from a teacher directory (``DIR`` or ``DIR/model``)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    root = Path(path)
-    model_dir = root / "model" if (root / "model" / "config.json").exists() else root
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(
-            f"no fine-tuned teacher in {root} (expected {root}/model/config.json); run `spectralkd teacher --out {root}`"
-        )
-    return AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    runs: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    table_markdown: str
+    conclusion: str
+    teacher_test: dict[str, float]
+    directory: Path
+    seconds: float
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -188,127 +139,138 @@ def markdown_table(rows: Sequence[dict[str, Any]], teacher_metrics: dict[str, fl
     return "\n".join(lines)
 
 
-def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
-                   dataset: IntentDataset | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the grid; writes results.json, results.md, and plots into ``out_dir``."""
+def grid_settings(config: RunConfig, teacher_fingerprint: str) -> dict[str, Any]:
+    """What every run of a grid shares; strategies and seeds are what varies (not fingerprinted)."""
+    return {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
+            "loss": asdict(config.loss), "dynamics_samples": config.grid.dynamics_samples,
+            "mixed_precision": config.runtime.mixed_precision}
+
+
+def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
+                   overwrite: bool = False, keep_checkpoints: bool = False) -> ExperimentReport:
+    """Run (or resume) the grid ``config.grid``; writes results.json, results.md and plots into ``out_dir``."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    dataset = dataset or load_data(config)
+    teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
+    with RunStore(out, kind="experiment", settings=grid_settings(config, teacher.fingerprint),
+                  overwrite=overwrite) as store:
+        profile = teacher_profile(store, teacher, dataset, config)
+        grid = Grid(config, store, teacher, dataset, profile, keep_checkpoints)
+        grid.run()
+        selected = [r for r in grid.runs if r["strategy"] in config.grid.strategies and r["seed"] in config.grid.seeds]
+        rows = summarise(selected, teacher.test, config.grid.strategies)
+        table, verdict = markdown_table(rows, teacher.test), conclusion(rows)
+        store.write_json("results.json", {**grid.common(), "runs": grid.runs, "summary": rows, "table_markdown": table,
+                                          "conclusion": verdict, "seconds_total_this_call": time.perf_counter() - start})
+        atomic_write_text(store.path("results.md"), f"{grid.header()}\n\n{table}\n\n{verdict}\n")
+        write_grid_figures(store, rows, selected, teacher.test, profile, dataset, config, grid.mappings)
+    return ExperimentReport(grid.runs, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
+
+
+def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset,
+                    config: RunConfig) -> SpectralProfile:
+    """The teacher's profile, reused only if derived from this very teacher and analysis settings."""
+    source = f"{teacher.fingerprint}:{asdict(config.analysis)}:{config.data.max_length}"
+    cached = store.read_derived("teacher_intensity.json", source)
+    if cached is not None:
+        return SpectralProfile.from_dict(cached)
+    profile = profile_with_config(teacher.model, teacher.tokenizer, dataset, config, model_name="teacher (fine-tuned)")
+    write_profile(profile, store.root, stem="teacher_intensity")
+    store.write_derived("teacher_intensity.json", profile.to_dict(), source)
+    return profile
+
+
+class Grid:
+    """The strategies x seeds of one call, sharing one initial student and one teacher cache."""
+
+    def __init__(self, config: RunConfig, store: RunStore, teacher: TeacherResult, dataset: IntentDataset,
+                 profile: SpectralProfile, keep_checkpoints: bool) -> None:
+        self.config, self.store, self.teacher, self.dataset, self.profile = config, store, teacher, dataset, profile
+        self.keep_checkpoints = keep_checkpoints
+        self.total = num_blocks(teacher.model)
+        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities)
+        self.k = config.student.copied_layers
+        self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
+        previous = store.read_json("results.json") if store.exists("results.json") else {}
+        self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
+        self.cache = None
+
+    def mapping(self, strategy: str, seed: int) -> LayerMapping:
+        if strategy == "random":
+            return select_layers("random", self.k, self.total, seed=seed)
+        return self.mappings[strategy]
+
+    def run(self) -> None:
+        plan = [(s, seed) for seed in self.config.grid.seeds for s in self.config.grid.strategies]
+        for index, (strategy, seed) in enumerate(plan):
+            if any(r["strategy"] == strategy and r["seed"] == seed for r in self.runs):
+                continue
+            mapping = self.mapping(strategy, seed)
+            twin = next((r for r in self.runs if r["seed"] == seed and not r.get("same_as")
+                         and r["mapping"]["pairs"] == [list(p) for p in mapping.pairs]), None)
+            record = ({**copy.deepcopy(twin), "strategy": strategy, "same_as": twin["strategy"]} if twin
+                      else self.train(strategy, seed, mapping, f"[{index + 1}/{len(plan)}] {strategy} seed {seed}"))
+            self.runs.append(record)
+            self.store.write_json("results.json", {**self.common(), "runs": self.runs})
+            note = f" (same layers as {twin['strategy']}: not trained again)" if twin else f" ({record['seconds']:.1f} s)"
+            print(f"  {strategy:14s} seed {seed}: test {headline(record['test']):.4f}{note}", flush=True)
+
+    def train(self, strategy: str, seed: int, mapping: LayerMapping, description: str) -> dict[str, Any]:
+        if self.cache is None:
+            needed = sorted({t for m in self.mappings.values() for t in m.teacher_layers}
+                            | ({*range(1, self.total + 1)} if "random" in self.config.grid.strategies else set()))
+            self.cache = build_teacher_cache(self.teacher.model, self.teacher.tokenizer, self.dataset, needed, self.config)
+        student = copy.deepcopy(self.initial_student)
+        run_store = self.store.child(f"runs/{strategy}-seed{seed}", kind="student",
+                                     settings={"grid": self.store.fingerprint, "seed": seed,
+                                               "pairs": [list(p) for p in mapping.pairs]})
+        with run_store:
+            result = distil_student(self.config, self.teacher.model, self.teacher.tokenizer, self.dataset, student,
+                                    mapping, seed=seed, store=run_store, cache=self.cache, description=description)
+            if not self.keep_checkpoints:
+                run_store.remove_checkpoint()
+        return {"strategy": strategy, "seed": seed,
+                "mapping": {"pairs": [list(p) for p in mapping.pairs], "teacher_layers": mapping.teacher_layers},
+                "test": result.metrics["test"], "validation": result.metrics["validation"],
+                "history": result.history, "dynamics": result.dynamics, "seconds": result.seconds}
+
+    def common(self) -> dict[str, Any]:
+        return {"fingerprint": self.store.fingerprint, "preset": self.config.name, "config": self.config.to_dict(),
+                "dataset": self.dataset.summary(),
+                "teacher": {"test": self.teacher.test, "parameters": count_parameters(self.teacher.model),
+                            "layers": self.total, "intensities": self.profile.intensities},
+                "student_init": self.init_mapping.to_dict(),
+                "student_parameters": count_parameters(self.initial_student),
+                "layer_convention": self.profile.convention}
+
+    def header(self) -> str:
+        c, d = self.config, self.dataset
+        return (f"Preset `{c.name}`: teacher {c.teacher.finetuned or c.teacher.model} ({self.total} blocks) fine-tuned "
+                f"on {d.name}{' ' + d.variant if d.variant else ''}; students of {self.k} blocks initialised from "
+                f"teacher blocks {self.init_mapping.teacher_layers}; alpha={c.loss.alpha}, T={c.loss.temperature}, "
+                f"beta={c.loss.beta}, feature loss `{c.loss.feature_loss}`, {c.student.train.epochs} epochs, seeds "
+                f"{list(c.grid.seeds)}. Test split: {d.name} test ({len(d.test)} utterances). Mean ± std over seeds.")
+
+
+def write_grid_figures(store: RunStore, rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]],
+                       teacher_test: dict[str, float], profile: SpectralProfile, dataset: IntentDataset,
+                       config: RunConfig, mappings: dict[str, LayerMapping]) -> None:
+    """ablation.png (mean ± std per strategy), mappings.png, dynamics.png (before/after intensities)."""
     import matplotlib.pyplot as plt
 
     from .viz import plot_ablation, plot_dynamics, plot_mappings, save_figure
 
-    start = time.perf_counter()
-    preset = get_preset(config.preset)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dataset = dataset or load_preset_data(preset, data_dir)
-
-    # 1. the teacher (fine-tuned once; reused)
-    if config.teacher_dir:
-        teacher, tokenizer = load_teacher_dir(config.teacher_dir)
-    else:
-        teacher, tokenizer, _ = train_teacher(preset, out / "teacher", dataset=dataset, progress=progress)
-    teacher.eval()
-    teacher_test = evaluate(teacher, tokenizer, dataset, "test", max_length=preset.max_length)
-
-    # 2. its spectral profile
-    profile_path = out / "teacher_intensity.json"
-    if profile_path.exists():
-        profile = SpectralProfile.from_dict(read_json(profile_path))
-    else:
-        texts = analysis_texts(dataset, preset.analysis_samples)
-        profile = analyze_model(teacher, tokenizer, texts, batch_size=preset.analysis_batch_size,
-                                max_length=preset.max_length, model_name="teacher (fine-tuned)", progress=progress)
-        write_profile(profile, out, stem="teacher_intensity")
-
-    # 3. the mappings, and one shared initial student
-    total = num_blocks(teacher)
-    init_mapping = select_layers(config.student_init, config.student_layers, total, profile.intensities)
-    initial_student = student_from_teacher(teacher, init_mapping.teacher_layers)
-    initial_state = copy.deepcopy(initial_student.state_dict())
-    mappings = all_mappings(config.student_layers, total, profile.intensities, config.strategies, seed=0)
-    figure = plot_mappings(profile.intensities, mappings)
-    save_figure(figure, out / "mappings.png")
-    plt.close(figure)
-
-    # 4. the grid (resumable); the frozen teacher's outputs are computed once for all runs
-    needed = sorted({t for m in mappings.values() for t in m.teacher_layers} |
-                    ({*range(1, total + 1)} if "random" in config.strategies else set()))
-    cache: TeacherCache | None = None
-    results_path = out / "results.json"
-    previous = read_json(results_path) if results_path.exists() else {}
-    if previous and previous.get("fingerprint") != config.fingerprint():
-        raise ValueError(
-            f"{results_path} was written with other settings; use another --out or delete it. "
-            f"old: {previous.get('fingerprint')} new: {config.fingerprint()}"
-        )
-    if previous and previous.get("teacher", {}).get("test") not in (None, teacher_test):
-        raise ValueError(
-            f"{results_path} holds runs distilled from another teacher (its test metrics differ); "
-            "use another --out or delete the file"
-        )
-    runs: list[dict[str, Any]] = [r for r in previous.get("runs", [])
-                                  if r["strategy"] in config.strategies and r["seed"] in config.seeds]
-    done = {(r["strategy"], r["seed"]) for r in runs}
-    grid = [(s, seed) for seed in config.seeds for s in config.strategies]
-    common = {
-        "fingerprint": config.fingerprint(), "preset": preset.name, "dataset": dataset.summary(),
-        "teacher": {"test": teacher_test, "parameters": count_parameters(teacher), "layers": total,
-                    "intensities": profile.intensities},
-        "student_init": init_mapping.to_dict(), "student_parameters": count_parameters(initial_student),
-        "layer_convention": profile.convention,
-    }
-    for index, (strategy, seed) in enumerate(grid):
-        if (strategy, seed) in done:
-            continue
-        mapping = (select_layers("random", config.student_layers, total, seed=seed) if strategy == "random"
-                   else mappings[strategy])
-        if cache is None:
-            encoded_train = encode_split(tokenizer, dataset.train, preset.max_length)
-            cache = TeacherCache.build(teacher, encoded_train, needed, tokenizer.pad_token_id, progress=progress)
-        student = copy.deepcopy(initial_student)
-        student.load_state_dict(initial_state)
-        torch.manual_seed(seed)
-        run_dir = out / "runs" / f"{strategy}-seed{seed}"
-        train_config = student_train_config(preset, seed=seed, epochs=config.epochs, progress=progress,
-                                            dynamics_samples=config.dynamics_samples, **config.train_overrides)
-        result = fit(student, tokenizer, dataset, train_config, teacher=teacher, mapping=mapping,
-                     loss_config=config.loss_config(strategy), output_dir=run_dir, save_model=False,
-                     description=f"[{index + 1}/{len(grid)}] {strategy} seed {seed}", teacher_cache=cache)
-        runs.append({
-            "strategy": strategy, "seed": seed, "mapping": {"pairs": [list(p) for p in mapping.pairs],
-                                                            "teacher_layers": mapping.teacher_layers},
-            "test": result.metrics["test"], "validation": result.metrics["validation"],
-            "history": result.history, "dynamics": result.dynamics, "seconds": result.seconds,
-        })
-        if not config.keep_checkpoints:
-            (run_dir / "checkpoint.pt").unlink(missing_ok=True)
-        atomic_write_json(results_path, {**common, "runs": runs})
-        print(f"  {strategy:14s} seed {seed}: test {headline(result.metrics['test']):.4f} "
-              f"({result.seconds:.1f} s)", flush=True)
-
-    # 5. table, conclusion, plots
-    rows = summarise(runs, teacher_test, config.strategies)
-    table = markdown_table(rows, teacher_test)
-    verdict = conclusion(rows)
-    report = {**common, "runs": runs, "summary": rows, "table_markdown": table, "conclusion": verdict,
-              "seconds_total_this_call": time.perf_counter() - start}
-    atomic_write_json(results_path, report)
-    header = (f"Preset `{preset.name}`: teacher {preset.teacher} ({total} blocks) fine-tuned on {dataset.name}"
-              f"{' ' + dataset.variant if dataset.variant else ''}; students of {config.student_layers} blocks initialised "
-              f"from teacher blocks {init_mapping.teacher_layers}; alpha={config.alpha}, T={config.temperature}, "
-              f"beta={config.beta}, feature loss `{config.feature_loss}`, {config.epochs} epochs, seeds {list(config.seeds)}. "
-              f"Test split: {dataset.name} test ({len(dataset.test)} utterances). Mean ± std over seeds.")
-    atomic_write_text(out / "results.md", f"{header}\n\n{table}\n\n{verdict}\n")
     metric = "in_scope_accuracy" if dataset.oos_label is not None else "accuracy"
-    figure = plot_ablation(rows, metric=metric, teacher_value=teacher_test[metric])
-    save_figure(figure, out / "ablation.png")
-    plt.close(figure)
+    figures = {"ablation.png": plot_ablation(rows, metric=metric, teacher_value=teacher_test[metric]),
+               "mappings.png": plot_mappings(profile.intensities, mappings)}
     curves = {}
-    for strategy in config.strategies:
-        run = next((r for r in runs if r["strategy"] == strategy and r["dynamics"]), None)
-        if run and len(run["dynamics"]) >= 2:
+    for strategy in config.grid.strategies:
+        run = next((r for r in runs if r["strategy"] == strategy and len(r["dynamics"]) >= 2), None)
+        if run:
             curves[strategy] = [run["dynamics"][0]["intensities"], run["dynamics"][-1]["intensities"]]
     if curves:
-        figure = plot_dynamics(profile.intensities, curves)
-        save_figure(figure, out / "dynamics.png")
+        figures["dynamics.png"] = plot_dynamics(profile.intensities, curves)
+    for name, figure in figures.items():
+        save_figure(figure, store.path(name))
         plt.close(figure)
-    return report

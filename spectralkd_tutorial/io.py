@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +12,15 @@ from typing import Any, Callable
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write to a temporary sibling, fsync, then rename over ``path``; the file gets the usual
+    permissions (0666 minus the umask), not ``mkstemp``'s private 0600."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -21,6 +30,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -50,6 +60,40 @@ def atomic_savefig(path: str | os.PathLike, figure: Any, **kwargs: Any) -> Path:
 def atomic_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     data = Path(source).read_bytes()
     return _atomic(target, lambda tmp: tmp.write_bytes(data))
+
+
+def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathLike) -> Path:
+    """``save_pretrained`` (model and tokenizer) into a temporary sibling, then swap it in."""
+    target = Path(directory)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def remove_orphans(directory: str | os.PathLike) -> list[Path]:
+    """Delete what a killed atomic write left behind in ``directory`` (and below): ``.*.tmp`` files
+    and ``*.tmp`` / ``*.old`` model directories. Returns what was removed."""
+    removed = []
+    root = Path(directory)
+    if not root.is_dir():
+        return removed
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif path.is_dir() and path.suffix in (".tmp", ".old") and (path.with_suffix("").exists() or path.suffix == ".tmp"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,0 +1,244 @@
+"""One owner of a run directory: fingerprint, lock, result files, checkpoints, derived files.
+
+A run directory belongs to one set of settings. ``run.json`` records its *fingerprint*: the
+resolved settings (and the fingerprints of its inputs) that its results depend on, plus their
+SHA-256. Opening a directory with other settings stops with a message listing what differs,
+instead of silently reusing (or mixing) results. While a command works in a directory it holds
+``.lock`` (pid, host, command); a second process stops with a message naming the holder, and a
+lock left by a killed process is taken over. Every write is atomic; temporary files that a killed
+write left behind are removed when the directory is opened again.
+
+    store = RunStore(out, kind="teacher", settings=config_dict)
+    with store:                       # lock + fingerprint check + orphan clean-up
+        state = store.load_checkpoint()
+        ...
+        store.save_checkpoint(state)
+        store.write_json("metrics.json", metrics)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..errors import CheckpointError, RunDirectoryError
+from ..io import atomic_torch_save, atomic_write_json, read_json, remove_orphans
+
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def fingerprint(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``settings`` (sorted keys; tuples as lists)."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``["student.train.epochs: 4 -> 1", ...]``: the dotted keys whose values differ."""
+    lines = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            lines += settings_diff(a, b, f"{prefix}{key}.")
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            lines.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """The run directory ``root`` for ``kind`` (teacher, student, experiment, ...) and ``settings``."""
+
+    def __init__(self, root: str | os.PathLike, *, kind: str, settings: Mapping[str, Any],
+                 overwrite: bool = False, lock: bool = True) -> None:
+        self.root = Path(root)
+        self.kind = kind
+        self.settings = json.loads(json.dumps(settings, default=str))  # plain data, as stored
+        self.fingerprint = fingerprint(self.settings)
+        self.overwrite = overwrite
+        self._lock_wanted = lock
+        self._locked = False
+
+    # -- opening and closing -----------------------------------------------------------------
+    def __enter__(self) -> "RunStore":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def open(self) -> "RunStore":
+        """Create/lock the directory, clean orphans, and check (or record) the fingerprint."""
+        check_writable_directory(self.root)
+        if self._lock_wanted:
+            self._acquire_lock()
+        try:
+            remove_orphans(self.root)
+            self._check_fingerprint()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        if self._locked:
+            (self.root / LOCK_FILE).unlink(missing_ok=True)
+            self._locked = False
+
+    def child(self, name: str, *, kind: str, settings: Mapping[str, Any]) -> "RunStore":
+        """A sub-directory store (one run of a grid) under this store's lock."""
+        return RunStore(self.root / name, kind=kind, settings=settings, overwrite=self.overwrite, lock=False)
+
+    def _acquire_lock(self) -> None:
+        path = self.root / LOCK_FILE
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300]}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._read_lock(path)
+                if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise RunDirectoryError(
+                    f"{self.root} is in use by process {holder.get('pid')} on {holder.get('host')} "
+                    f"({holder.get('command', '?')}); wait for it to finish or use another --out. "
+                    f"If that process is gone, delete {path}"
+                ) from None
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+            self._locked = True
+            return
+        raise RunDirectoryError(f"could not lock {self.root}; delete {path} if no other run uses it")
+
+    @staticmethod
+    def _read_lock(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {"pid": -1, "host": socket.gethostname()}
+
+    def _check_fingerprint(self) -> None:
+        path = self.root / RUN_FILE
+        record = {"kind": self.kind, "fingerprint": self.fingerprint, "settings": self.settings}
+        if path.exists():
+            try:
+                old = read_json(path)
+            except ValueError:
+                old = {}
+            if old.get("fingerprint") not in (None, self.fingerprint) or old.get("kind") not in (None, self.kind):
+                if not self.overwrite:
+                    diff = settings_diff(old.get("settings", {}), self.settings) or [f"kind: {old.get('kind')} -> {self.kind}"]
+                    raise RunDirectoryError(
+                        f"{self.root} holds a {old.get('kind')} run with other settings ({'; '.join(diff[:8])}"
+                        f"{'; ...' if len(diff) > 8 else ''}). Use another --out, or --overwrite to discard it"
+                    )
+                self.clear()
+        if not path.exists() or read_json(path) != record:
+            atomic_write_json(path, record)
+
+    def clear(self) -> None:
+        """Remove everything this store wrote (``--overwrite``), keeping the lock."""
+        import shutil
+
+        for item in self.root.iterdir():
+            if item.name == LOCK_FILE:
+                continue
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+
+    # -- files ---------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).exists()
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return atomic_write_json(self.root / name, data)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.root / name)
+
+    def write_derived(self, name: str, data: Mapping[str, Any], source: str) -> Path:
+        """A JSON file derived from ``source`` (a fingerprint), stored with it."""
+        return atomic_write_json(self.root / name, {**data, "derived_from": source})
+
+    def read_derived(self, name: str, source: str) -> dict[str, Any] | None:
+        """The derived file ``name`` if it was derived from ``source``; else ``None`` (recompute it)."""
+        path = self.root / name
+        if not path.exists():
+            return None
+        try:
+            data = read_json(path)
+        except ValueError:
+            return None
+        if data.get("derived_from") != source:
+            return None
+        return {k: v for k, v in data.items() if k != "derived_from"}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> Path:
+        return atomic_torch_save(self.root / CHECKPOINT_FILE, {**state, "fingerprint": self.fingerprint})
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint, or ``None``. A truncated file or one from other settings raises."""
+        path = self.root / CHECKPOINT_FILE
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # truncated or corrupt: torch raises several types
+            raise CheckpointError(
+                f"{path} cannot be read ({type(error).__name__}: {error}); delete it to start this run over"
+            ) from error
+        if state.get("fingerprint") != self.fingerprint:
+            raise CheckpointError(
+                f"{path} was written by a run with other settings; delete it (or use --overwrite) to start over"
+            )
+        return state
+
+    def remove_checkpoint(self) -> None:
+        (self.root / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def check_writable_directory(path: str | os.PathLike) -> Path:
+    """``path`` as a directory this process can write, created if missing; else a clear error."""
+    target = Path(path)
+    if str(path).strip() == "":
+        raise RunDirectoryError("--out is empty; name an output directory, e.g. --out runs/demo")
+    if target.exists() and not target.is_dir():
+        raise RunDirectoryError(f"--out {target} is a file, not a directory; choose another --out")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot create {target} ({error.strerror}); choose a writable --out") from error
+    probe = target / f".write-test-{os.getpid()}"
+    try:  # os.access says yes to root even on a read-only mount: try it
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise RunDirectoryError(f"{target} is not writable ({error.strerror}); choose a writable --out") from error
+    return target

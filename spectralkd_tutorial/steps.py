@@ -1,0 +1,252 @@
+"""The practitioner's steps, as plain functions every entry point shares.
+
+    load_data -> train_teacher -> profile -> choose_layers -> build_student -> distil_student -> evaluate
+
+Each takes the run config (or the part it needs) and returns a small dataclass. The CLI commands,
+the experiment grid, the end-to-end run, ``demo`` and the notebooks call these; none re-implements
+them. Steps that write to disk do so through a :class:`~spectralkd_tutorial.core.run_store.RunStore`,
+so running one again reuses its finished result, resumes an interrupted one, and refuses a
+directory that holds a run with other settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .config import DataConfig, RunConfig
+from .core.batching import encode_split, text_batches
+from .core.device import resolve_device
+from .core.evaluation import evaluate
+from .core.run_store import RunStore
+from .core.teacher_cache import TeacherCache
+from .core.training import Distillation, TrainResult, fit
+from .data import IntentDataset, load_intent_dataset
+from .models import load_classifier, load_model_dir, model_directory, num_blocks, student_from_teacher
+from .selection import LayerMapping, select_layers
+from .spectral import SpectralProfile, profile_model
+
+__all__ = ["TeacherResult", "StudentResult", "load_data", "train_teacher", "profile", "choose_layers",
+           "build_student", "distil_student", "evaluate", "analysis_texts", "write_profile", "teacher_settings", "model_fingerprint"]
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+def load_data(config: RunConfig | DataConfig) -> IntentDataset:
+    """The configured data set, subsampled when the config says so."""
+    data = config.data if isinstance(config, RunConfig) else config
+    name, _, variant = data.dataset.partition(":")  # TODO(data/): load_dataset(spec, ...) once merged
+    dataset = load_intent_dataset(name, variant=variant or None, data_dir=data.data_dir)
+    if data.train_limit or data.eval_limit:
+        dataset = dataset.subset(train=data.train_limit, validation=data.eval_limit, test=data.eval_limit)
+    return dataset
+
+
+def data_settings(data: DataConfig) -> dict[str, Any]:
+    """What a result depends on in the data section (not where the files happen to lie)."""
+    settings = asdict(data)
+    settings.pop("data_dir")
+    return settings
+
+
+def analysis_texts(dataset: IntentDataset, n: int, split: str = "validation") -> list[str]:
+    """The first ``n`` texts of a split, in a fixed shuffled order (seed 0) so all labels appear."""
+    texts = list(getattr(dataset, split).texts)
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(0)).tolist()
+    return [texts[i] for i in order[:n]]
+
+
+# ---------------------------------------------------------------------------------------------
+# teacher
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class TeacherResult:
+    """A fine-tuned teacher, its metrics, and the fingerprint that names it."""
+
+    model: nn.Module
+    tokenizer: Any
+    metrics: dict[str, dict[str, float]]
+    fingerprint: str
+    directory: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self.metrics["test"]
+
+
+def teacher_settings(config: RunConfig, seed: int = 0) -> dict[str, Any]:
+    return {"data": data_settings(config.data), "teacher": asdict(config.teacher), "seed": seed,
+            "mixed_precision": config.runtime.mixed_precision}
+
+
+def model_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 over a saved model's config and weights: what a derived result was derived from."""
+    folder = model_directory(path)
+    digest = hashlib.sha256()
+    for file in sorted(folder.iterdir()):
+        if file.suffix in (".json", ".safetensors", ".bin") and file.is_file():
+            digest.update(file.name.encode())
+            with open(file, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def train_teacher(config: RunConfig, out_dir: str | os.PathLike | None = None, *,
+                  dataset: IntentDataset | None = None, seed: int = 0, overwrite: bool = False) -> TeacherResult:
+    """Fine-tune ``config.teacher.model`` (or load ``config.teacher.finetuned`` as is) and test it.
+
+    With ``out_dir`` the run is stored there: a finished teacher is loaded, not retrained; an
+    interrupted one resumes; a directory holding a teacher with other settings is refused.
+    """
+    dataset = dataset or load_data(config)
+    if config.teacher.finetuned:
+        return load_finetuned_teacher(config, dataset)
+    if out_dir is None:
+        model, tokenizer = load_classifier(config.teacher.model, dataset.label_names, seed=seed)
+        result = _fit_teacher(config, model, tokenizer, dataset, seed, None)
+        settings = teacher_settings(config, seed)
+        return TeacherResult(model, tokenizer, result.metrics, RunStore(".", kind="teacher", settings=settings).fingerprint,
+                             seconds=result.seconds)
+    with RunStore(out_dir, kind="teacher", settings=teacher_settings(config, seed), overwrite=overwrite) as store:
+        if store.exists("metrics.json") and store.exists("model/config.json"):
+            model, tokenizer = load_model_dir(store.path("model"))
+            record = store.read_json("metrics.json")
+            return TeacherResult(model, tokenizer, record["metrics"], store.fingerprint, store.root, record["seconds"])
+        model, tokenizer = load_classifier(config.teacher.model, dataset.label_names, seed=seed)
+        result = _fit_teacher(config, model, tokenizer, dataset, seed, store)
+        store.remove_checkpoint()  # finished: model/ and metrics.json are what remain
+        return TeacherResult(model, tokenizer, result.metrics, store.fingerprint, store.root, result.seconds)
+
+
+def _fit_teacher(config: RunConfig, model, tokenizer, dataset, seed: int, store: RunStore | None) -> TrainResult:
+    return fit(model, tokenizer, dataset, config.teacher.train, seed=seed, max_length=config.data.max_length,
+               runtime=config.runtime, store=store, description="teacher")
+
+
+def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> TeacherResult:
+    """A fine-tuned classifier used as is; its label count must match the data's."""
+    start = time.perf_counter()
+    model, tokenizer = load_model_dir(config.teacher.finetuned)
+    check_label_count(model, dataset, str(config.teacher.finetuned))
+    model.to(resolve_device(config.runtime.device))
+    kwargs = dict(max_length=config.data.max_length)
+    metrics = {"validation": evaluate(model, tokenizer, dataset, "validation", **kwargs),
+               "test": evaluate(model, tokenizer, dataset, "test", **kwargs)}
+    return TeacherResult(model, tokenizer, metrics, model_fingerprint(config.teacher.finetuned),
+                         model_directory(config.teacher.finetuned), time.perf_counter() - start)
+
+
+def check_label_count(model: nn.Module, dataset: IntentDataset, name: str) -> None:
+    """A classifier whose label count differs from the data's cannot be evaluated or distilled."""
+    if model.config.num_labels != dataset.num_labels:
+        raise ValueError(f"{name} has {model.config.num_labels} labels but {dataset.name} has {dataset.num_labels}; "
+                         "use a teacher fine-tuned on this data (or --teacher-base to fine-tune one)")
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis and selection
+# ---------------------------------------------------------------------------------------------
+
+def profile(model: nn.Module, tokenizer, texts: Sequence[str], *, batch_size: int = 64, max_length: int = 64,
+            model_name: str | None = None, progress: bool = True, **metadata: Any) -> SpectralProfile:
+    """Spectral profile of every layer of ``model`` over ``texts`` (padding excluded)."""
+    model.to(resolve_device("auto"))
+    batches = text_batches(tokenizer, texts, batch_size=batch_size, max_length=max_length)
+    return profile_model(model, batches, model_name=model_name, progress=progress, **metadata)
+
+
+def profile_with_config(model: nn.Module, tokenizer, dataset: IntentDataset, config: RunConfig, *,
+                        model_name: str | None = None) -> SpectralProfile:
+    """``profile`` over the config's analysis utterances."""
+    texts = analysis_texts(dataset, config.analysis.samples, split=config.analysis.split)
+    return profile(model, tokenizer, texts, batch_size=config.analysis.batch_size, max_length=config.data.max_length,
+                   model_name=model_name, progress=config.runtime.progress, dataset=dataset.name)
+
+
+def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem: str = "intensity",
+                  highlight: Sequence[int] = ()) -> tuple[Path, Path]:
+    """``<stem>.json`` and ``<stem>.png`` in ``out_dir`` (both written atomically)."""
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write_json
+    from .viz import plot_intensity, save_figure
+
+    out = Path(out_dir)
+    json_path = atomic_write_json(out / f"{stem}.json", profile.to_dict())
+    figure = plot_intensity(profile, highlight=highlight)
+    png_path = Path(save_figure(figure, out / f"{stem}.png"))
+    plt.close(figure)
+    return json_path, png_path
+
+
+def choose_layers(strategy: str, num_student_layers: int, num_teacher_layers: int,
+                  intensities: Sequence[float] | None = None, *, seed: int = 0) -> LayerMapping:
+    """The teacher layers ``strategy`` aligns with a student of ``num_student_layers`` blocks."""
+    return select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# students
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class StudentResult:
+    """One distilled student: its mapping, metrics, history and the model itself."""
+
+    mapping: LayerMapping
+    seed: int
+    metrics: dict[str, dict[str, float]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    dynamics: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    model: nn.Module | None = None
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self.metrics["test"]
+
+
+def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None
+                  ) -> tuple[nn.Module, LayerMapping | None]:
+    """The initial student: ``layers:K`` copies K teacher blocks chosen by ``student.init``."""
+    k = config.student.copied_layers
+    if k is None:
+        raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K students; load a "
+                         "pretrained student with models.load_classifier")
+    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities)
+    return student_from_teacher(teacher, init.teacher_layers), init
+
+
+def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: IntentDataset, student: nn.Module,
+                   mapping: LayerMapping, *, seed: int = 0, store: RunStore | None = None,
+                   cache: TeacherCache | None = None, description: str = "student",
+                   save_model: bool = False) -> StudentResult:
+    """Distil ``teacher`` into ``student`` with ``mapping`` (``none``: logits only) and the config's loss."""
+    loss = copy.deepcopy(config.loss)
+    if not mapping.pairs:
+        loss.feature_loss = "none"
+    torch.manual_seed(seed)
+    result = fit(student, tokenizer, dataset, config.student.train, seed=seed, max_length=config.data.max_length,
+                 runtime=config.runtime, distillation=Distillation(teacher, mapping, loss, cache=cache), store=store,
+                 dynamics_samples=config.grid.dynamics_samples, save_model=save_model, description=description)
+    return StudentResult(mapping, seed, result.metrics, result.history, result.dynamics, result.seconds, student)
+
+
+def build_teacher_cache(teacher: nn.Module, tokenizer, dataset: IntentDataset, layers: Sequence[int],
+                        config: RunConfig) -> TeacherCache:
+    """The frozen teacher's outputs over the training split, for every run of a grid."""
+    encoded = encode_split(tokenizer, dataset.train, config.data.max_length)
+    return TeacherCache.build(teacher, encoded, layers, tokenizer.pad_token_id, progress=config.runtime.progress)

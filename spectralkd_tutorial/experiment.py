@@ -42,7 +42,8 @@ PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png",
 
 @dataclass
 class ExperimentReport:
-    """What a grid call produced: its runs, the summary rows, the table and the verdict."""
+    """What a grid call produced: the runs it asked for (``results.json`` keeps every run of the
+    directory), the summary rows, the table and the verdict."""
 
     runs: list[dict[str, Any]]
     summary: list[dict[str, Any]]
@@ -165,7 +166,7 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
                                           "conclusion": verdict, "seconds_total_this_call": time.perf_counter() - start})
         atomic_write_text(store.path("results.md"), f"{grid.header()}\n\n{table}\n\n{verdict}\n")
         write_grid_figures(store, rows, selected, teacher.test, profile, dataset, config, grid.mappings)
-    return ExperimentReport(grid.runs, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
+    return ExperimentReport(selected, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
 
 
 def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset,

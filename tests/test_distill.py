@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.distill import TeacherCache, TrainConfig, encode_split, evaluate, fit
-from spectralkd_tutorial.losses import DistillationLossConfig
+from dataclasses import asdict
+
+from spectralkd_tutorial.config import DistillationLossConfig, RuntimeConfig, TrainConfig
+from spectralkd_tutorial.core.batching import encode_split
+from spectralkd_tutorial.core.evaluation import evaluate
+from spectralkd_tutorial.core.run_store import RunStore
+from spectralkd_tutorial.core.teacher_cache import TeacherCache
+from spectralkd_tutorial.core.training import Distillation, StopAfterBatches
+from spectralkd_tutorial.core.training import fit as core_fit
 from spectralkd_tutorial.models import load_classifier, student_from_teacher
 from spectralkd_tutorial.selection import select_layers
 
@@ -29,10 +36,27 @@ def setup(tmp_path_factory):
 
 
 def _config(**kw):
-    values = dict(epochs=2, learning_rate=1e-3, batch_size=16, max_length=24, seed=3, progress=False,
-                  dynamics_samples=8)
+    values = dict(epochs=2, learning_rate=1e-3, batch_size=16, max_length=24, seed=3, dynamics_samples=8)
     values.update(kw)
-    return TrainConfig(**values)
+    return values
+
+
+def fit(model, tokenizer, dataset, values, *, teacher=None, mapping=None, loss_config=None, output_dir=None,
+        stop_after_steps=None, teacher_cache=None, save_model=True):
+    """The loop through its public API: a TrainConfig, a Distillation, a RunStore, a stop callback."""
+    values = dict(values)
+    seed, max_length, dynamics = values.pop("seed"), values.pop("max_length"), values.pop("dynamics_samples")
+    train = TrainConfig(**values)
+    distillation = (Distillation(teacher, mapping, loss_config or DistillationLossConfig(), cache=teacher_cache)
+                    if teacher is not None else None)
+    callbacks = [StopAfterBatches(stop_after_steps)] if stop_after_steps else []
+    kwargs = dict(seed=seed, max_length=max_length, runtime=RuntimeConfig(progress=False), distillation=distillation,
+                  dynamics_samples=dynamics, callbacks=callbacks, save_model=save_model)
+    if output_dir is None:
+        return core_fit(model, tokenizer, dataset, train, **kwargs)
+    settings = {"train": asdict(train), "seed": seed, "max_length": max_length}
+    with RunStore(output_dir, kind="test", settings=settings) as store:
+        return core_fit(model, tokenizer, dataset, train, store=store, **kwargs)
 
 
 def _state_equal(a, b):
@@ -82,7 +106,7 @@ def test_teacher_cache_gives_the_same_training(setup):
     loss = DistillationLossConfig(feature_loss="spectral", beta=5.0)
     a, b = copy.deepcopy(student), copy.deepcopy(student)
     fit(a, tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss, save_model=False)
-    cache = TeacherCache.build(teacher, encode_split(tokenizer, dataset.train, config.max_length), [0, 1, 2, 3, 4],
+    cache = TeacherCache.build(teacher, encode_split(tokenizer, dataset.train, config["max_length"]), [0, 1, 2, 3, 4],
                                tokenizer.pad_token_id, progress=False)
     fit(b, tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss, save_model=False,
         teacher_cache=cache)

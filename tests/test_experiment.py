@@ -20,15 +20,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from spectralkd_tutorial import experiment
+from spectralkd_tutorial import experiment, steps
+from spectralkd_tutorial.config import RunConfig
+from spectralkd_tutorial.core.evaluation import evaluate
+from spectralkd_tutorial.core.training import fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.distill import evaluate, fit
 from spectralkd_tutorial.dynamics import coinciding_strategies, gap_curves, history_rows, profile_gap
-from spectralkd_tutorial.experiment import (ExperimentConfig, conclusion, load_teacher_dir, run_experiment,
-                                            summarise)
+from spectralkd_tutorial.experiment import conclusion, run_experiment, summarise
+from spectralkd_tutorial.models import load_model_dir as load_teacher_dir
 from spectralkd_tutorial.models import student_from_teacher
-from spectralkd_tutorial.pipeline import train_teacher
 from spectralkd_tutorial.presets import get_preset
+from spectralkd_tutorial.steps import train_teacher
 from spectralkd_tutorial.selection import select_layers
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
@@ -44,7 +46,7 @@ def state_hash(model: torch.nn.Module) -> str:
 
 
 class FitSpy:
-    """Stands in for ``experiment.fit``: records each run, optionally 'crashes' after N runs."""
+    """Stands in for the training loop the grid's steps call: records each run, optionally 'crashes' after N runs."""
 
     def __init__(self, fail_after: int | None = None) -> None:
         self.calls: list[dict] = []
@@ -53,8 +55,9 @@ class FitSpy:
     def __call__(self, model, tokenizer, dataset, config, **kwargs):
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt(f"simulated crash after {self.fail_after} runs")
-        self.calls.append({"strategy": kwargs["mapping"].strategy, "seed": config.seed, "start": state_hash(model),
-                           "feature_loss": kwargs["loss_config"].feature_loss})
+        distillation = kwargs["distillation"]
+        self.calls.append({"strategy": distillation.mapping.strategy, "seed": kwargs["seed"],
+                           "start": state_hash(model), "feature_loss": distillation.loss.feature_loss})
         return fit(model, tokenizer, dataset, config, **kwargs)
 
     @property
@@ -62,16 +65,17 @@ class FitSpy:
         return [(c["strategy"], c["seed"]) for c in self.calls]
 
 
-def make_config(teacher_dir: Path, **overrides) -> ExperimentConfig:
-    config = ExperimentConfig.from_preset("quick", strategies=STRATEGIES, seeds=SEEDS, epochs=1,
-                                          teacher_dir=str(teacher_dir), train_overrides={"batch_size": 16})
-    return dataclasses.replace(config, dynamics_samples=8, **overrides)
+def make_config(teacher_dir: Path, *, alpha: float = 0.5, seeds=SEEDS) -> RunConfig:
+    return get_preset("quick", **{"grid.strategies": STRATEGIES, "grid.seeds": seeds, "grid.dynamics_samples": 8,
+                                  "student.train.epochs": 1, "student.train.batch_size": 16,
+                                  "teacher.finetuned": str(teacher_dir), "loss.alpha": alpha,
+                                  "runtime.progress": False})
 
 
 def run_with_spy(config, out, dataset, spy: FitSpy):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "fit", spy)
-        return run_experiment(config, out, dataset=dataset, progress=False)
+        mp.setattr(steps, "fit", spy)
+        return run_experiment(config, out, dataset=dataset)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +86,9 @@ def teacher_setup(tmp_path_factory, one_thread):
     teacher_dir = root / "teacher"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPECTRALKD_CACHE_DIR", str(root / "cache"))
-        train_teacher(get_preset("quick", teacher_epochs=8), teacher_dir, dataset=dataset, progress=False,
-                      eval_each_epoch=False)
+        config = get_preset("quick", **{"teacher.train.epochs": 8, "teacher.train.eval_each_epoch": False,
+                                        "runtime.progress": False})
+        train_teacher(config, teacher_dir, dataset=dataset)
     return dataset, teacher_dir, root
 
 
@@ -158,7 +163,7 @@ def test_results_table_matches_a_recomputation_from_the_runs(grid):
         assert retained == pct([r["test"]["in_scope_accuracy"] / teacher_test["in_scope_accuracy"] for r in chosen])
         assert seeds == str(len(SEEDS))
     verdict = conclusion(summarise(runs, teacher_test, STRATEGIES))
-    assert verdict == report["conclusion"] and verdict in (out / "results.md").read_text()
+    assert verdict == report.conclusion and verdict in (out / "results.md").read_text()
 
 
 def test_every_student_starts_from_the_same_weights(grid):
@@ -167,9 +172,10 @@ def test_every_student_starts_from_the_same_weights(grid):
     assert len(starts) == 1, "students of the grid started from different weights"
     teacher, _ = load_teacher_dir(teacher_dir)
     init = select_layers("uniform", 2, 4)  # the quick preset's student_init
-    assert report["student_init"]["pairs"] == [list(p) for p in init.pairs]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["student_init"]["pairs"] == [list(p) for p in init.pairs]
     assert starts == {state_hash(student_from_teacher(teacher, init.teacher_layers))}
-    profiles = {tuple(r["dynamics"][0]["intensities"]) for r in report["runs"]}  # measured before training
+    profiles = {tuple(r["dynamics"][0]["intensities"]) for r in report.runs}  # measured before training
     assert len(profiles) == 1
 
 
@@ -188,9 +194,9 @@ def test_resume_trains_only_the_missing_run(grid, tmp_path):
     again = run_with_spy(make_config(teacher_dir), target, dataset, spy)
     assert spy.cells == [("uniform", 1)]
     assert (target / "results.md").read_text() == (out / "results.md").read_text()
-    assert again["table_markdown"] == report["table_markdown"]
-    retrained = next(r for r in again["runs"] if (r["strategy"], r["seed"]) == ("uniform", 1))
-    original = next(r for r in report["runs"] if (r["strategy"], r["seed"]) == ("uniform", 1))
+    assert again.table_markdown == report.table_markdown
+    retrained = next(r for r in again.runs if (r["strategy"], r["seed"]) == ("uniform", 1))
+    original = next(r for r in report.runs if (r["strategy"], r["seed"]) == ("uniform", 1))
     assert retrained["test"] == original["test"]
 
 
@@ -205,8 +211,8 @@ def test_interrupted_grid_resumes_where_it_stopped(grid, tmp_path):
     again = run_with_spy(make_config(teacher_dir), tmp_path / "grid", dataset, spy)
     grid_order = [(s, seed) for seed in SEEDS for s in STRATEGIES]
     assert crashing.cells == grid_order[:4] and spy.cells == grid_order[4:]
-    assert again["table_markdown"] == report["table_markdown"]
-    assert again["conclusion"] == report["conclusion"]
+    assert again.table_markdown == report.table_markdown
+    assert again.conclusion == report.conclusion
 
 
 def test_other_settings_in_the_same_directory_are_refused(grid, tmp_path):
@@ -225,8 +231,25 @@ def test_a_subset_of_the_seeds_reuses_finished_runs(grid, tmp_path):
     spy = FitSpy()
     subset = run_with_spy(make_config(teacher_dir, seeds=(1,)), target, dataset, spy)
     assert spy.calls == []
-    assert sorted((r["strategy"], r["seed"]) for r in subset["runs"]) == sorted((s, 1) for s in STRATEGIES)
-    assert all(cells[-1] == "1" for name, cells in table_cells(subset["table_markdown"]).items() if name != "teacher")
+    assert sorted((r["strategy"], r["seed"]) for r in subset.runs) == sorted((s, 1) for s in STRATEGIES)
+    assert all(cells[-1] == "1" for name, cells in table_cells(subset.table_markdown).items() if name != "teacher")
+    kept = json.loads((target / "results.json").read_text())["runs"]  # runs are only ever added
+    assert sorted((r["strategy"], r["seed"]) for r in kept) == sorted((s, seed) for s in STRATEGIES for seed in SEEDS)
+
+
+def test_another_grid_in_the_same_directory_keeps_every_finished_run(grid, tmp_path):
+    """Regression (#15, case 3): `--seeds 1 --strategies none` after a full grid dropped the other runs."""
+    dataset, teacher_dir, out, report, _ = grid
+    target = copy_grid(out, tmp_path)
+    config = make_config(teacher_dir)
+    config.grid.strategies, config.grid.seeds = ("none",), (5,)
+    spy = FitSpy()
+    narrow = run_with_spy(config, target, dataset, spy)
+    assert spy.cells == [("none", 5)]
+    assert [(r["strategy"], r["seed"]) for r in narrow.runs] == [("none", 5)]
+    kept = json.loads((target / "results.json").read_text())["runs"]
+    assert len(kept) == len(STRATEGIES) * len(SEEDS) + 1
+    assert list(table_cells(narrow.table_markdown)) == ["teacher", "none"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +342,7 @@ def test_profile_gap_and_gap_curves():
 
 def test_coinciding_strategies_and_history_rows(grid):
     _, _, _, report, _ = grid
-    runs = copy.deepcopy(report["runs"])
+    runs = copy.deepcopy(report.runs)
     for group in coinciding_strategies(runs):  # the same layers, start and seed train the same student
         results = [r["test"] for r in runs if r["seed"] == group["seed"] and r["strategy"] in group["strategies"]]
         assert all(result == results[0] for result in results)

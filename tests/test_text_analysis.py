@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spectralkd_tutorial.models import load_classifier
-from spectralkd_tutorial.pipeline import analyze_model
+from spectralkd_tutorial.steps import profile as analyze_model
 from spectralkd_tutorial.spectral import spectral_signature
 from spectralkd_tutorial.text_analysis import (
     ProfileComparison,

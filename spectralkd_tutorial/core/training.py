@@ -237,7 +237,7 @@ def train_step(loop: Loop) -> dict[str, Tensor]:
     with loop.optimization.autocast():
         parts = compute_loss(loop, batch, indices)
     if not torch.isfinite(parts["loss"]):
-        raise TrainingError(f"non-finite loss at batch {loop.batch_index} ({float(parts['loss'])}); lower the "
+        raise TrainingError(f"non-finite loss at batch {loop.batch_index} ({float(parts['loss'].detach())}); lower the "
                             f"learning rate ({loop.train_config.learning_rate}) or check the inputs")
     loop.batch_index += 1
     last = loop.batch_index % loop.train_config.gradient_accumulation == 0 or loop.batch_index == loop.total_batches

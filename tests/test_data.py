@@ -720,3 +720,28 @@ def test_minimal_snips_file_parses(tmp_path):
     )
     ds = load_intent_dataset("snips", data_dir=tmp_path / "snips", source="local")
     assert ds.test.texts == ["rain in Oslo?"] and sorted(ds.train.texts + ds.validation.texts) == ["fog", "sun in Lima"]
+
+
+def test_explicit_missing_data_dir_raises_instead_of_using_the_hub(no_data_env, tmp_path):
+    """A data_dir given explicitly that is not a directory is an error, never a silent hub download."""
+    datasets = pytest.importorskip("datasets")
+    no_data_env.delenv("HF_HUB_OFFLINE", raising=False)
+    no_data_env.delenv("HF_DATASETS_OFFLINE", raising=False)
+    calls = []
+
+    def fake_hub(*a, **k):
+        calls.append(a)
+        raise AssertionError("an explicit data_dir must not fall back to the hub")
+
+    no_data_env.setattr(datasets, "load_dataset", fake_hub)
+    missing = tmp_path / "typo"
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x", encoding="utf-8")
+    for name in ("clinc150", "banking77", "snips"):
+        for root, what in ((missing, "does not exist"), (a_file, "not a directory")):
+            for source in ("auto", "local"):
+                with pytest.raises(DataNotAvailableError) as err:
+                    load_intent_dataset(name, data_dir=root, source=source)
+                msg = str(err.value)
+                assert str(root) in msg and what in msg and DATA_DIR_ENV in msg, msg
+    assert not calls

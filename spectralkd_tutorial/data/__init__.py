@@ -76,17 +76,40 @@ no files and no network and is the data of the ``quick`` preset.
 Carved validation splits are grouped by text (all copies of a duplicated text go to the same
 side), so no validation text also occurs in the remaining training split.
 
+Your own data
+-------------
+:func:`load_dataset` takes a *spec* (:func:`parse_dataset_spec`): a named set
+(``clinc150:small``, ``banking77``, ...), a local ``.csv``/``.tsv``/``.jsonl``/``.json`` (JSON
+Lines)/``.parquet`` file, or a hub id ``hf:ORG/NAME[:CONFIG]``; or separate ``train_file``/
+``validation_file``/``test_file``. Column names are options (``text_column``, ``label_column``);
+labels may be strings or integers; ``oos_label`` names an out-of-scope class and turns on the
+OOS-aware metrics. One file is split into train/validation/test, stratified by label, grouped by
+text and seeded (``split_seed``); the sizes are in ``IntentDataset.notes``. Bad data raise
+:class:`DataError` (a ``ValueError``) naming the file, the line or row and the fix; a text in more
+than one split gives a :class:`DuplicateTextWarning`.
+
 Modules: :mod:`.splits` (containers, sampling, carving), one reader per upstream data set
 (:mod:`.clinc150`, :mod:`.banking77`, :mod:`.hwu64`, :mod:`.snips`), :mod:`.hub`,
 :mod:`.embedded` (templates in ``spectralkd_tutorial/resources/embedded_intents.json``) and
-:mod:`.loading` (:func:`load_intent_dataset`, :func:`resolve_data_dir`).
+:mod:`.loading` (:func:`load_intent_dataset`, :func:`load_dataset`, :func:`resolve_data_dir`), and for
+the user's data :mod:`.spec` (spec strings), :mod:`.files` (file readers) and :mod:`.assemble`
+(label checks and carving).
 """
 
 from __future__ import annotations
 
-from .common import CLINC150_VARIANTS, DATA_DIR_ENV, DATASET_NAMES, HUB_IDS, DataNotAvailableError
+from .common import (
+    CLINC150_VARIANTS,
+    DATA_DIR_ENV,
+    DATASET_NAMES,
+    HUB_IDS,
+    DataError,
+    DataNotAvailableError,
+    DuplicateTextWarning,
+)
 from .embedded import embedded_intents
-from .loading import load_intent_dataset, resolve_data_dir
+from .loading import load_dataset, load_intent_dataset, resolve_data_dir
+from .spec import FILE_FORMATS, DatasetSpec, parse_dataset_spec
 from .splits import IntentDataset, IntentSplit
 
 __all__ = [
@@ -100,4 +123,10 @@ __all__ = [
     "load_intent_dataset",
     "embedded_intents",
     "resolve_data_dir",
+    "FILE_FORMATS",
+    "DataError",
+    "DuplicateTextWarning",
+    "DatasetSpec",
+    "parse_dataset_spec",
+    "load_dataset",
 ]

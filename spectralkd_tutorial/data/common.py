@@ -17,6 +17,14 @@ class DataNotAvailableError(FileNotFoundError):
     """The requested data set is not on disk and cannot (or may not) be fetched from the hub."""
 
 
+class DataError(ValueError):
+    """Bad user data: the message names the file (or hub id), the line or row, and the fix."""
+
+
+class DuplicateTextWarning(UserWarning):
+    """The same text occurs in more than one split, so some evaluation rows are not held out."""
+
+
 def _clean_text(value: Any, where: str) -> str:
     """``value`` stripped of surrounding white space; a ``ValueError`` naming ``where`` if empty or not a string."""
     if not isinstance(value, str):

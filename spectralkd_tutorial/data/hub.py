@@ -1,4 +1,4 @@
-"""The Hugging Face hub: CLINC150 and Banking77 from the parquet data it serves, and offline checks.
+"""The Hugging Face hub: CLINC150, Banking77 and any dataset id, with offline checks.
 
 ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` are respected: with either set, nothing here touches
 the network; the ``datasets`` cache is read only when that library is itself in offline mode, and
@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .common import DATA_DIR_ENV, HUB_IDS, OOS, SPLITS, DataNotAvailableError, _clean_text
+from .common import DATA_DIR_ENV, HUB_IDS, OOS, SPLITS, DataError, DataNotAvailableError, _clean_text
+from .files import RawSplit, _missing_columns
 from .splits import IntentDataset, IntentSplit, _carve_validation
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -150,3 +151,83 @@ def _load_banking77_hub(validation_fraction: float, seed: int) -> IntentDataset:
             "Label order = the hub's ClassLabel."
         ),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# any hub dataset id (the user's own data)
+# --------------------------------------------------------------------------------------------
+
+_VALIDATION_NAMES = ("validation", "valid", "val", "dev")
+
+
+def _offline_message(hub_id: str, config: str | None) -> str:
+    """Why a hub id cannot be loaded offline, naming the variable and the alternatives."""
+    spec = f"hf:{hub_id}" + (f":{config}" if config else "")
+    variables = [v for v in _OFFLINE_VARS if os.environ.get(v, "").strip().upper() in _TRUE]
+    return (
+        f"{spec}: {' and '.join(variables)} {'is' if len(variables) == 1 else 'are'} set, so the Hugging Face hub is "
+        f"not contacted. Either unset {' and '.join(variables)} on a machine with internet access; or, on a "
+        f"connected machine, save the splits to files (datasets.load_dataset({hub_id!r})['train']"
+        ".to_parquet('train.parquet'), likewise test) and pass them: load_dataset('train.parquet', "
+        f"test_file='test.parquet'); or use a named set read from {DATA_DIR_ENV}."
+    )
+
+
+def _fetch_hub(hub_id: str, config: str | None) -> Any:
+    """``datasets.load_dataset(hub_id, config)``, never touching the network in offline mode."""
+    from datasets import load_dataset
+
+    if not _env_offline():
+        return load_dataset(hub_id, config)
+    if not _datasets_offline_mode():
+        raise DataNotAvailableError(_offline_message(hub_id, config))
+    try:
+        return load_dataset(hub_id, config)
+    except Exception as exc:  # noqa: BLE001 - any cache miss is reported the same way
+        raise DataNotAvailableError(
+            _offline_message(hub_id, config) + f" (not in the datasets cache either: {type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _raw_hub_split(split: Any, where: str, text_column: str, label_column: str) -> tuple[RawSplit, list[str] | None]:
+    """One hub split as a :class:`RawSplit` (ClassLabel indices become their names) and its ClassLabel names."""
+    columns = list(split.column_names)
+    if text_column not in columns or label_column not in columns:
+        raise _missing_columns(where, (text_column, label_column), columns)
+    names = getattr(split.features[label_column], "names", None)
+    out = RawSplit(where, unit="row")
+    for i, (text, label) in enumerate(zip(split[text_column], split[label_column]), start=1):
+        if names is not None and not isinstance(label, bool) and isinstance(label, int):
+            if not 0 <= label < len(names):
+                raise DataError(
+                    f"{where}: row {i}: label {label} is outside the ClassLabel's {len(names)} classes (-1 marks an "
+                    "unlabelled row, as in many hub test splits); use a labelled split or pass test_file=..."
+                )
+            label = names[label]
+        out.add(text, label, i, (text_column, label_column))
+    return out, (list(names) if names is not None else None)
+
+
+def load_hub_raw(
+    hub_id: str, config: str | None, text_column: str, label_column: str
+) -> tuple[dict[str, RawSplit], list[str] | None, str]:
+    """The ``train``/validation/``test`` splits of a hub dataset, its ClassLabel names, and a note on the splits."""
+    dsd = _fetch_hub(hub_id, config)
+    available = list(dsd.keys())
+    if "train" not in available:
+        raise DataError(f"hf:{hub_id}: no 'train' split (splits: {', '.join(available)}); a training split is needed")
+    chosen = {"train": "train"}
+    val = next((s for s in _VALIDATION_NAMES if s in available), None)
+    if val is not None:
+        chosen["validation"] = val
+    if "test" in available:
+        chosen["test"] = "test"
+    raw: dict[str, RawSplit] = {}
+    label_order = None
+    for ours, theirs in chosen.items():
+        raw[ours], names = _raw_hub_split(dsd[theirs], f"hf:{hub_id} [{theirs}]", text_column, label_column)
+        label_order = label_order or names
+    unused = [s for s in available if s not in chosen.values()]
+    note = f"Hub splits used: {', '.join(f'{k}={v}' for k, v in chosen.items())}"
+    note += f" (not used: {', '.join(unused)})." if unused else "."
+    return raw, label_order, note

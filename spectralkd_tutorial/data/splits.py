@@ -39,9 +39,10 @@ class IntentSplit:
 class IntentDataset:
     """An intent-classification data set with train/validation/test splits.
 
-    ``name`` is one of :data:`DATASET_NAMES`; ``variant`` is the CLINC150 variant (else ``None``);
-    ``oos_label`` is the index of ``"oos"`` in ``label_names`` (CLINC150 and the embedded set),
-    else ``None``.
+    ``name`` is one of :data:`DATASET_NAMES`, or for the user's data the training file's name or
+    ``hf:ORG/NAME``; ``variant`` is the CLINC150 variant or the hub config (else ``None``);
+    ``oos_label`` is the index of the out-of-scope class in ``label_names`` (``"oos"`` for CLINC150
+    and the embedded set; the user's ``oos_label``), else ``None``.
     """
 
     name: str

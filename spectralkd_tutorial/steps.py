@@ -29,7 +29,7 @@ from .core.evaluation import evaluate
 from .core.run_store import RunStore
 from .core.teacher_cache import TeacherCache
 from .core.training import Distillation, TrainResult, fit
-from .data import IntentDataset, load_intent_dataset
+from .data import IntentDataset, load_dataset
 from .models import load_classifier, load_model_dir, model_directory, num_blocks, student_from_teacher
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
@@ -45,8 +45,10 @@ __all__ = ["TeacherResult", "StudentResult", "load_data", "train_teacher", "prof
 def load_data(config: RunConfig | DataConfig) -> IntentDataset:
     """The configured data set, subsampled when the config says so."""
     data = config.data if isinstance(config, RunConfig) else config
-    name, _, variant = data.dataset.partition(":")  # TODO(data/): load_dataset(spec, ...) once merged
-    dataset = load_intent_dataset(name, variant=variant or None, data_dir=data.data_dir)
+    dataset = load_dataset(data.dataset, data_dir=data.data_dir, train_file=data.train_file,
+                           validation_file=data.validation_file, test_file=data.test_file,
+                           text_column=data.text_column, label_column=data.label_column, oos_label=data.oos_label,
+                           split_seed=data.split_seed)
     if data.train_limit or data.eval_limit:
         dataset = dataset.subset(train=data.train_limit, validation=data.eval_limit, test=data.eval_limit)
     return dataset

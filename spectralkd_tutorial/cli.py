@@ -263,7 +263,7 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads()
-    summary = run_end_to_end(config, args.out)
+    summary = run_end_to_end(config, args.out, overwrite=args.overwrite)
     print(summary["model_card_markdown"])
     return 0
 

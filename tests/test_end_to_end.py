@@ -1,5 +1,5 @@
 """Chapter 5 end to end: tiny RoBERTa checkpoints loaded with from_pretrained, every loss, save/reload,
-the resumable pipeline, and ``spectralkd distill`` through ``cli.main``.
+the resumable run on the shared steps, and ``spectralkd distill`` through ``cli.main``.
 
 References are independent of the code under test: the one-step feature losses are recomputed with
 numpy (channel pooling by explicit windows, ``numpy.fft.rfft``), and saved students are re-scored
@@ -19,8 +19,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from spectralkd_tutorial import cli, end_to_end
+from spectralkd_tutorial.config import RuntimeConfig, TrainConfig
+from spectralkd_tutorial.core.batching import collate, encode_split, epoch_order
+from spectralkd_tutorial.core.run_store import RunStore
+from spectralkd_tutorial.core.training import Distillation, fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.distill import TrainConfig, collate, encode_split, epoch_order, fit
 from spectralkd_tutorial.end_to_end import (BLOG_LAYERS, PLANS, EndToEnd, EndToEndPlan, ModelSource, StudentRun,
                                             blog_comparison, format_layers, plan_for_preset, run_end_to_end)
 from spectralkd_tutorial.losses import FEATURE_LOSSES, DistillationLossConfig, LayerProjections, check_tokenizers_compatible
@@ -96,15 +99,17 @@ def test_one_distillation_step_each_loss_then_save_and_reload(checkpoints, tmp_p
     projections = LayerProjections(2, width, 64) if loss.needs_projections else None
     initial_student = copy.deepcopy(student)
     initial_projections = copy.deepcopy(projections)
-    config = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, max_length=24, seed=5, progress=False,
-                         eval_each_epoch=False, warmup_ratio=0.0)
-    result = fit(student, tokenizer, dataset, config, teacher=teacher, mapping=mapping, loss_config=loss,
-                 projections=projections, output_dir=tmp_path / "run")
+    config = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, eval_each_epoch=False, warmup_ratio=0.0)
+    max_length, seed = 24, 5
+    with RunStore(tmp_path / "run", kind="student", settings={"feature_loss": feature_loss, "width": width}) as store:
+        result = fit(student, tokenizer, dataset, config, seed=seed, max_length=max_length,
+                     runtime=RuntimeConfig(device="cpu", progress=False),
+                     distillation=Distillation(teacher, mapping, loss, projections=projections), store=store)
     assert result.steps == 1
 
     # the loss of that one step, recomputed independently from the initial weights
-    train = encode_split(tokenizer, dataset.train, config.max_length)
-    batch = collate(train, epoch_order(len(train), config.seed, 0), tokenizer.pad_token_id)
+    train = encode_split(tokenizer, dataset.train, max_length)
+    batch = collate(train, epoch_order(len(train), seed, 0), tokenizer.pad_token_id)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
     with torch.no_grad():
         s_out = initial_student.train()(**inputs, output_hidden_states=True)
@@ -168,10 +173,12 @@ def test_tokenizer_mismatch_is_detected_with_a_clear_error(checkpoints, tmp_path
         students=(ModelSource("alien", "hub", str(alien_dir)),),
         runs=(StudentRun("alien-logits", "alien", "none", "none"),),
     )
-    runner = EndToEnd(get_preset("quick", teacher_epochs=1), tmp_path / "out", plan=plan, dataset=dataset,
-                      progress=False, verbose=False)
+    config = get_preset("quick", teacher__train__epochs=1, runtime__progress=False)
+    runner = EndToEnd(config, tmp_path / "out", plan=plan, dataset=dataset, log=None)
+    teacher = runner.train_teacher()
+    choice = runner.choose_layers(teacher, runner.profile(teacher))
     with pytest.raises(ValueError, match="tokenizers split the text differently"):
-        runner.train_student("alien-logits")
+        runner.train_student("alien-logits", teacher, choice)
     assert not (tmp_path / "out" / "students" / "alien-logits" / "result.json").exists()
 
 
@@ -239,7 +246,7 @@ def test_cli_distill_quick_writes_summary_and_model_card_then_resumes(tmp_path, 
     summary = json.loads((out / "summary.json").read_text())
     card = (out / "model_card.md").read_text()
     assert summary["model_card_markdown"].strip() == card.strip()
-    preset = get_preset("quick")
+    preset = get_preset("quick", runtime__progress=False)
     dataset = embedded_intents()
     teacher = summary["teacher"]
     assert (teacher["blocks"], teacher["width"]) == (8, 64)
@@ -274,21 +281,23 @@ def test_cli_distill_quick_writes_summary_and_model_card_then_resumes(tmp_path, 
     model_dir = out / "students" / "tiny-4x48-spectral" / "model"
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    predictions = _predict(model, tokenizer, dataset.test.texts, preset.max_length)
+    predictions = _predict(model, tokenizer, dataset.test.texts, preset.data.max_length)
     accuracy = float((predictions == np.array(dataset.test.labels)).mean())
     assert accuracy == pytest.approx(by_name["tiny-4x48-spectral"]["metrics"]["test"]["overall_accuracy"])
 
     # run again: every finished step is reused (nothing retrained), same numbers
     stamps = {p: p.stat().st_mtime_ns for p in (out / "students").glob("*/result.json")}
-    again = run_end_to_end(preset, out, progress=False, plan=PLANS["quick"].with_runs(REDUCED_RUNS), verbose=False)
+    again = run_end_to_end(preset, out, plan=PLANS["quick"].with_runs(REDUCED_RUNS), log=None)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert [r["metrics"] for r in again["students"]] == [r["metrics"] for r in summary["students"]]
 
     # a changed run definition under the same name is refused, not silently reused
     changed = dataclasses.replace(PLANS["quick"], runs=(StudentRun("tiny-4x48-spectral", "tiny-4x48", "uniform", "spectral"),))
-    runner = EndToEnd(preset, out, plan=changed, progress=False, verbose=False)
+    runner = EndToEnd(preset, out, plan=changed, log=None)
+    teacher = runner.train_teacher()
+    choice = runner.choose_layers(teacher, runner.profile(teacher))
     with pytest.raises(ValueError, match="another run definition"):
-        runner.train_student("tiny-4x48-spectral")
+        runner.train_student("tiny-4x48-spectral", teacher, choice)
     # and another preset's settings in the same directory are refused
     with pytest.raises(ValueError, match="other settings"):
-        EndToEnd(get_preset("quick", student_epochs=1), out, progress=False, verbose=False)
+        EndToEnd(get_preset("quick", student__train__epochs=1), out, log=None)

@@ -23,9 +23,9 @@ from torch import Tensor
 
 from ..spectral import channel_spectrum, half_spectrum_bins, spectral_signature
 from ..vision import patch_grid, prefix_token_count, tokens_to_grid, vision_hidden_states
+from .base import FigureExplorer
 
 __all__ = ["ViTSpectrumExplorer"]
-from .base import FigureExplorer
 
 
 class ViTSpectrumExplorer(FigureExplorer):
@@ -70,42 +70,57 @@ class ViTSpectrumExplorer(FigureExplorer):
         self._spectrum_cache: tuple[tuple[int, int], np.ndarray] | None = None
 
         self.fig = Figure(figsize=figsize, dpi=80, layout="constrained")
-        ax_image, self.ax_signature, self.ax_map = self.fig.subplots(1, 3, width_ratios=[1, 1.6, 1.25])
-        self.ax_image = ax_image
-        self.image_artist = None
-        if self.images is not None:
-            self.image_artist = ax_image.imshow(self._image_for_display(), cmap="gray_r", interpolation="nearest")
-            h, w = self.grid
-            H, W = self.images.shape[-2:]
-            for i in range(1, h):  # the patch grid over the image
-                ax_image.axhline(i * H / h - 0.5, color="#4c72b0", lw=0.5, alpha=0.6)
-            for j in range(1, w):
-                ax_image.axvline(j * W / w - 0.5, color="#4c72b0", lw=0.5, alpha=0.6)
-        else:
-            ax_image.text(0.5, 0.5, "(no image given)", ha="center", va="center", transform=ax_image.transAxes)
-        ax_image.set_xticks([])
-        ax_image.set_yticks([])
-        bins_axis = np.arange(self.bins)
-        (self.signature_line,) = self.ax_signature.plot(bins_axis, self.signatures[self.layer], lw=1.2, color="#4c72b0")
-        (self.marker,) = self.ax_signature.plot([self.k], [self.signatures[self.layer, self.k]], "o", color="#c44e52", ms=7)
-        positive = self.signatures[self.signatures > 0]
-        low = float(positive.min()) if positive.size else 1e-6
-        self.ax_signature.set_yscale("log")
-        self.ax_signature.set_ylim(low / 1.5, float(self.signatures.max()) * 1.5)  # one scale for all layers
-        self.ax_signature.set_xlabel("frequency bin k (channel axis)")
-        self.ax_signature.set_ylabel("$S_l[k]$")
-        self.map_image = self.ax_map.imshow(np.zeros(self.grid), cmap="magma", interpolation="nearest")
-        self.colorbar = self.fig.colorbar(self.map_image, ax=self.ax_map, shrink=0.85)
-        self.ax_map.set_xticks(range(0, self.grid[1], max(1, self.grid[1] // 7)))
-        self.ax_map.set_yticks(range(0, self.grid[0], max(1, self.grid[0] // 7)))
-        self.ax_map.set_xlabel("patch column")
-        self.ax_map.set_ylabel("patch row")
+        self.ax_image, self.ax_signature, self.ax_map = self.fig.subplots(1, 3, width_ratios=[1, 1.6, 1.25])
+        self._draw_image_panel()
+        self._draw_signature_panel()
+        self._draw_map_panel()
         if title:
             self.fig.suptitle(title, fontsize=10)
         self.magnitude_map = np.zeros(self.grid)
         self.signature = self.signatures[self.layer]
         self._widget = None
         self.update()
+
+    # ---------------------------------------------------------------------------------------
+    def _draw_image_panel(self) -> None:
+        """Left panel: the image with the patch grid drawn over it (or a note when none was given)."""
+        self.image_artist = None
+        if self.images is not None:
+            self.image_artist = self.ax_image.imshow(self._image_for_display(), cmap="gray_r",
+                                                     interpolation="nearest")
+            h, w = self.grid
+            H, W = self.images.shape[-2:]
+            for i in range(1, h):  # the patch grid over the image
+                self.ax_image.axhline(i * H / h - 0.5, color="#4c72b0", lw=0.5, alpha=0.6)
+            for j in range(1, w):
+                self.ax_image.axvline(j * W / w - 0.5, color="#4c72b0", lw=0.5, alpha=0.6)
+        else:
+            self.ax_image.text(0.5, 0.5, "(no image given)", ha="center", va="center",
+                               transform=self.ax_image.transAxes)
+        self.ax_image.set_xticks([])
+        self.ax_image.set_yticks([])
+
+    def _draw_signature_panel(self) -> None:
+        """Middle panel: the layer's signature on a log scale shared by all layers, a marker at bin k."""
+        bins_axis = np.arange(self.bins)
+        (self.signature_line,) = self.ax_signature.plot(bins_axis, self.signatures[self.layer], lw=1.2, color="#4c72b0")
+        (self.marker,) = self.ax_signature.plot([self.k], [self.signatures[self.layer, self.k]], "o",
+                                                color="#c44e52", ms=7)
+        positive = self.signatures[self.signatures > 0]
+        low = float(positive.min()) if positive.size else 1e-6
+        self.ax_signature.set_yscale("log")
+        self.ax_signature.set_ylim(low / 1.5, float(self.signatures.max()) * 1.5)  # one scale for all layers
+        self.ax_signature.set_xlabel("frequency bin k (channel axis)")
+        self.ax_signature.set_ylabel("$S_l[k]$")
+
+    def _draw_map_panel(self) -> None:
+        """Right panel: the (h, w) map of |F_l[t, k]| with its colour bar."""
+        self.map_image = self.ax_map.imshow(np.zeros(self.grid), cmap="magma", interpolation="nearest")
+        self.colorbar = self.fig.colorbar(self.map_image, ax=self.ax_map, shrink=0.85)
+        self.ax_map.set_xticks(range(0, self.grid[1], max(1, self.grid[1] // 7)))
+        self.ax_map.set_yticks(range(0, self.grid[0], max(1, self.grid[0] // 7)))
+        self.ax_map.set_xlabel("patch column")
+        self.ax_map.set_ylabel("patch row")
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, pixel_values: Tensor, **kwargs: Any) -> "ViTSpectrumExplorer":

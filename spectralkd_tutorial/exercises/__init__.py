@@ -1,0 +1,44 @@
+"""Exercises with checkers: something for the learner to compute or predict at the end of each chapter.
+
+Every checker takes the learner's ``answer`` (``None`` means "not answered yet"), computes the right
+answer itself from the package (:mod:`spectralkd_tutorial.fourier`, :mod:`~spectralkd_tutorial.vision`,
+:mod:`~spectralkd_tutorial.selection`, :mod:`~spectralkd_tutorial.losses`, ...) and returns a
+:class:`Feedback`: "Correct! ..." or "Not yet: <a hint saying what is wrong>", never the answer itself.
+The last expression of a notebook cell displays it; ``bool(feedback)`` is True only when correct.
+
+    chapter 1  check_tone_bin, check_centre_of_mass, check_channel_bin0
+    chapter 2  check_token_count, check_hottest_layer, check_curve_shape
+    chapter 3  check_spectral_ends, check_uniform_layers, check_masked_signature
+    chapter 4  check_parseval_weight, check_dc_error_weight, check_kd_factor
+    chapter 5  check_pool_window, check_projection_parameters, check_parameter_ratio
+"""
+
+from __future__ import annotations
+
+from ._feedback import NOT_ANSWERED, Feedback
+from .ch1_fourier import check_centre_of_mass, check_channel_bin0, check_tone_bin
+from .ch2_vision import check_curve_shape, check_hottest_layer, check_token_count
+from .ch3_text import check_masked_signature, check_spectral_ends, check_uniform_layers
+from .ch4_distillation import check_dc_error_weight, check_kd_factor, check_parseval_weight
+from .ch5_end_to_end import ROBERTA_LARGE, check_parameter_ratio, check_pool_window, check_projection_parameters
+
+__all__ = [
+    "Feedback",
+    "NOT_ANSWERED",
+    "check_tone_bin",
+    "check_centre_of_mass",
+    "check_channel_bin0",
+    "check_token_count",
+    "check_hottest_layer",
+    "check_curve_shape",
+    "check_spectral_ends",
+    "check_uniform_layers",
+    "check_masked_signature",
+    "check_parseval_weight",
+    "check_dc_error_weight",
+    "check_kd_factor",
+    "check_pool_window",
+    "check_projection_parameters",
+    "check_parameter_ratio",
+    "ROBERTA_LARGE",
+]

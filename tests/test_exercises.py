@@ -1,0 +1,412 @@
+"""Exercise checkers: each accepts the right answer, rejects typical wrong ones with the right hint,
+and no hint contains the answer. The right answers here are worked out independently of the
+checkers (closed forms, brute force, NumPy); the notebooks' exercise cells and folded solutions are
+executed too: unanswered cells say "not answered yet", every solution passes its checker.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from spectralkd_tutorial import exercises as ex
+from spectralkd_tutorial.exercises import Feedback
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _leaks(message: str, forms) -> list[str]:
+    """The forms of the answer that appear in ``message`` as a whole number/word."""
+    return [form for form in forms
+            if re.search(rf"(?<![\w.]){re.escape(str(form))}(?!\w|\.\d)", message)]
+
+
+def assert_hint(feedback: Feedback, expected: str, *answer_forms) -> None:
+    assert isinstance(feedback, Feedback)
+    assert feedback.correct is False and not feedback, feedback.message
+    assert feedback.message.startswith("Not yet:")
+    assert expected in feedback.message, feedback.message
+    assert not _leaks(feedback.message, answer_forms), f"hint gives the answer away: {feedback.message}"
+
+
+def assert_correct(feedback: Feedback) -> None:
+    assert feedback.correct is True and bool(feedback), feedback.message
+    assert feedback.message.startswith("Correct!")
+
+
+# --------------------------------------------------------------------------------------------
+# The common protocol
+# --------------------------------------------------------------------------------------------
+
+CHECKERS = [getattr(ex, name) for name in ex.__all__ if name.startswith("check_")]
+#: keyword arguments for checkers whose question has no default
+REQUIRED = {
+    "check_hottest_layer": dict(intensities=[0.1, 0.5, 0.2]),
+    "check_curve_shape": dict(intensities=[0.1, 0.5, 0.2]),
+    "check_spectral_ends": dict(intensities=[1.0, 0.5, 0.2, 0.9], num_student_layers=2),
+    "check_masked_signature": dict(amplitudes=[[1.0, 2.0]], mask=[[1, 0]]),
+}
+
+
+def test_every_chapter_has_checkers():
+    assert len(CHECKERS) == 15
+    for chapter in range(1, 6):
+        module = next(m for m in ex.__dict__.values()
+                      if getattr(m, "__name__", "").startswith(f"spectralkd_tutorial.exercises.ch{chapter}_"))
+        assert 2 <= len([n for n in module.__all__ if n.startswith("check_")]) <= 4
+
+
+@pytest.mark.parametrize("check", CHECKERS, ids=lambda c: c.__name__)
+def test_none_means_not_answered(check):
+    feedback = check(None, **REQUIRED.get(check.__name__, {}))
+    assert feedback.correct is None and not feedback and not feedback.answered
+    assert "not answered yet" in feedback.message.lower()
+    assert repr(feedback) == str(feedback) == feedback.message  # what a notebook cell displays
+
+
+@pytest.mark.parametrize("check", CHECKERS, ids=lambda c: c.__name__)
+def test_unreadable_answers_get_a_hint_not_a_traceback(check):
+    feedback = check({"not": "an answer"}, **REQUIRED.get(check.__name__, {}))
+    assert feedback.correct is False and feedback.message.startswith("Not yet: ")
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 1
+# --------------------------------------------------------------------------------------------
+
+def test_tone_bin():
+    k = 12 * 32 // 48  # cycles per window = f * N / fs
+    for answer in (k, np.int64(k), torch.tensor(k), float(k)):
+        assert_correct(ex.check_tone_bin(answer, frequency_hz=12, sample_rate_hz=48, num_samples=32))
+    assert_hint(ex.check_tone_bin(k + 1), "off by one: bins are numbered from 0", k)
+    assert_hint(ex.check_tone_bin(k - 1), "off by one", k)
+    assert_hint(ex.check_tone_bin(32 - k), "mirror bin", k)
+    assert_hint(ex.check_tone_bin(12), "frequency in Hz", k)
+    assert_hint(ex.check_tone_bin(40), "bins are numbered 0 .. N-1", k)
+    assert_hint(ex.check_tone_bin(3), "not the largest", k)
+    assert_hint(ex.check_tone_bin(8.5), "whole number", k)
+    assert_correct(ex.check_tone_bin(5, frequency_hz=10, sample_rate_hz=64, num_samples=32))  # 10 * 32 / 64
+
+
+def test_centre_of_mass():
+    target = 3 / 2j  # 3 sin = (3/2i) e^{i theta} - (3/2i) e^{-i theta}: winding keeps the first arrow
+    forms = ("1.5", "-1.5j", "1.5j")
+    for answer in (target, -1.5j, "-1.5j", "-1.5i", complex(1e-12, -1.5)):
+        assert_correct(ex.check_centre_of_mass(answer, amplitude=3, cycles=4, num_samples=16, wave="sin"))
+    assert_hint(ex.check_centre_of_mass(target * 16), "N times too large: the centre of mass is the mean", *forms)
+    assert_hint(ex.check_centre_of_mass(24), "N times too large", *forms)
+    assert_hint(ex.check_centre_of_mass(1.5j), "turns clockwise", *forms)
+    assert_hint(ex.check_centre_of_mass(1.5), "right distance from the origin, wrong direction", *forms)
+    assert_hint(ex.check_centre_of_mass(3), "full amplitude", *forms)
+    assert_hint(ex.check_centre_of_mass(0.2 + 0.1j), "not the centre of mass", *forms)
+    assert_correct(ex.check_centre_of_mass(2.0, amplitude=4, cycles=2, num_samples=8, wave="cos"))
+
+
+def test_channel_bin0():
+    hidden = (3, -1, 4, 1, -5, 9, 2, 7)
+    target = abs(sum(hidden)) / len(hidden)
+    assert_correct(ex.check_channel_bin0(target, hidden=hidden))
+    assert_correct(ex.check_channel_bin0("5/2", hidden=hidden))
+    assert_hint(ex.check_channel_bin0(sum(hidden)), "divides by the width H", "2.5")
+    assert_hint(ex.check_channel_bin0(np.mean(np.abs(hidden))), "that is the mean of |x_h|", "2.5")
+    assert_hint(ex.check_channel_bin0(-target), "never negative", "2.5")
+    assert_hint(ex.check_channel_bin0(1.0), "not bin 0's amplitude", "2.5")
+    assert_correct(ex.check_channel_bin0(1.0, hidden=(1, -3, 0, -2)))  # |(1 - 3 - 2) / 4| = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 2
+# --------------------------------------------------------------------------------------------
+
+def test_token_count():
+    deit = (224 // 16) ** 2 + 2  # 196 patches + [CLS] + distillation token
+    assert_correct(ex.check_token_count(deit, image_size=224, patch_size=16, distilled=True))
+    assert_hint(ex.check_token_count(196), "patch grid alone", deit)
+    assert_hint(ex.check_token_count(deit - 1), "one short: count every prefix token", deit)
+    assert_hint(ex.check_token_count(deit + 1), "one too many", deit)
+    assert_hint(ex.check_token_count(14), "along one side", deit)
+    assert_hint(ex.check_token_count(224 * 224 // 16), "patch_size x patch_size pixels", deit)
+    assert_hint(ex.check_token_count(50), "add the prefix tokens", deit)
+    vit = 197  # ViT: [CLS] only
+    assert_correct(ex.check_token_count(vit, distilled=False))
+    assert_hint(ex.check_token_count(196, distilled=False), "patch grid alone", vit)
+    assert_correct(ex.check_token_count(4 * 4 + 1, image_size=8, patch_size=2, distilled=False))
+
+
+CURVE = [0.92, 0.85, 0.40, 0.31, 0.27, 0.25, 0.24, 0.26, 0.30, 0.41, 0.63, 0.98, 0.90]
+
+
+def test_hottest_layer():
+    hottest = int(np.argmax(CURVE))
+    assert hottest == 11
+    assert_correct(ex.check_hottest_layer(hottest, intensities=CURVE))
+    assert_correct(ex.check_hottest_layer(np.argmax(CURVE), intensities=CURVE))
+    assert_hint(ex.check_hottest_layer(hottest + 1, intensities=CURVE), "off by one: layer 0 is the embedding",
+                hottest)
+    assert_hint(ex.check_hottest_layer(int(np.argmin(CURVE)), intensities=CURVE), "coldest layer", hottest)
+    assert_hint(ex.check_hottest_layer(max(CURVE), intensities=CURVE), "that is an intensity value", hottest)
+    assert_hint(ex.check_hottest_layer(len(CURVE), intensities=CURVE), "layers are numbered 0", hottest)
+    assert_hint(ex.check_hottest_layer(3, intensities=CURVE), "not the hottest", hottest)
+
+
+def _spearman(values):
+    ranks = np.argsort(np.argsort(values))
+    return float(np.corrcoef(np.arange(len(values)), ranks)[0, 1])
+
+
+def test_curve_shape():
+    peaked = [0.50, 0.80, 0.90, 0.70, 0.60, 0.55, 0.52]
+    interior = np.mean(peaked[1:-1])
+    assert 0 < int(np.argmax(peaked)) < len(peaked) - 1 and max(peaked[0], peaked[-1]) < interior
+    assert abs(_spearman(peaked)) < 0.8 and int(np.argmin(peaked)) == 0  # neither trend nor U
+    for answer in ("peaked", "Peaked ", "PEAKED"):
+        assert_correct(ex.check_curve_shape(answer, intensities=peaked))
+    assert_hint(ex.check_curve_shape("U", intensities=peaked), "coldest layer in the interior", "peaked")
+    assert_hint(ex.check_curve_shape("rising", intensities=peaked), "at least 0.8", "peaked")
+    assert_hint(ex.check_curve_shape("falling", intensities=peaked), "at most -0.8", "peaked")
+    assert_hint(ex.check_curve_shape("mixed", intensities=peaked), "one of the four tests matches", "peaked")
+    invalid = ex.check_curve_shape("bell", intensities=peaked)  # lists the five labels, all of them
+    assert invalid.correct is False and all(label in invalid.message for label in ex.ch2_vision.SHAPES)
+    # a rising curve whose ends are above the interior mean is a U: the U test comes first
+    rising_u = [0.6, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1]
+    assert _spearman(rising_u) >= 0.8
+    assert_correct(ex.check_curve_shape("u-shape", intensities=rising_u))
+    assert_hint(ex.check_curve_shape("rising", intensities=rising_u), "stops at the FIRST test", "U-shape")
+    assert_hint(ex.check_curve_shape("peaked", intensities=CURVE), "hottest layer in the interior and both end",
+                "U-shape")
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 3
+# --------------------------------------------------------------------------------------------
+
+TEACHER = [5.0, 3.1, 2.9, 1.0, 4.0, 1.2, 1.1, 2.5, 3.0]  # layer 0 .. 8
+
+
+def _ends_by_brute_force(intensities, k):
+    blocks = len(intensities) - 1
+    splits = [list(range(1, a + 1)) + list(range(blocks - (k - a) + 1, blocks + 1)) for a in range(k + 1)]
+    return max(splits, key=lambda layers: sum(intensities[layer] for layer in layers))
+
+
+def _forms(layers):
+    return (", ".join(map(str, layers)), ",".join(map(str, layers)), str(layers))
+
+
+def test_spectral_ends():
+    truth = _ends_by_brute_force(TEACHER, 4)
+    assert truth == [1, 2, 7, 8]
+    topk = sorted(sorted(range(1, 9), key=lambda layer: -TEACHER[layer])[:4])
+    assert topk != truth
+
+    def check(answer):
+        return ex.check_spectral_ends(answer, intensities=TEACHER, num_student_layers=4)
+
+    for answer in (truth, tuple(reversed(truth)), np.array(truth), set(truth)):
+        assert_correct(check(answer))
+    forms = _forms(truth)
+    assert_hint(check(topk), "you picked the hottest layers, but spectral-ends keeps a first block and a last",
+                *forms)
+    assert_hint(check([0, 1, 2, 8]), "layer 0 (the embedding output) is not a candidate", *forms)
+    assert_hint(check([1, 2, 8]), "choose exactly 4 teacher layers", *forms)
+    assert_hint(check([1, 1, 7, 8]), "once only", *forms)
+    assert_hint(check([1, 3, 7, 8]), "not of that form", *forms)
+    assert_hint(check([1, 6, 7, 8]), "not the one with the largest total intensity", *forms)
+    assert_hint(check([1, 2, 8, 9]), "numbered 1 .. 8", *forms)
+    assert_hint(check("1, 2, 7, 8"), "list of teacher layers", *forms)
+
+
+def test_uniform_layers():
+    truth = [int(math.floor(i * 12 / 5 + 0.5)) for i in range(1, 6)]  # nearest layer, no ties here
+    assert truth == [2, 5, 7, 10, 12]
+    forms = _forms(truth)
+    assert_correct(ex.check_uniform_layers(truth, num_student_layers=5, num_teacher_layers=12))
+    assert_correct(ex.check_uniform_layers([3, 6, 9, 12], num_student_layers=4, num_teacher_layers=12))
+    assert_hint(ex.check_uniform_layers([math.floor(i * 12 / 5) for i in range(1, 6)]), "rounded down", *forms)
+    assert_hint(ex.check_uniform_layers([math.ceil(i * 12 / 5) for i in range(1, 6)]), "rounded up", *forms)
+    assert_hint(ex.check_uniform_layers([0, 2, 5, 7, 10]), "layer 0 (the embedding output)", *forms)
+    assert_hint(ex.check_uniform_layers([3, 6, 9, 12]), "choose exactly 5", *forms)
+    assert_hint(ex.check_uniform_layers([2, 5, 7, 10, 11]), "last pick is the teacher's last block", *forms)
+    assert_hint(ex.check_uniform_layers([2, 5, 8, 10, 12]), "rounded to the nearest layer", *forms)
+
+
+def test_masked_signature():
+    amplitudes = np.array([[2, 4, 6, 9], [8, 3, 7, 5]], dtype=float)
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]])
+    truth = amplitudes[mask == 1].mean()
+
+    def check(answer):
+        return ex.check_masked_signature(answer, amplitudes=amplitudes.tolist(), mask=mask.tolist())
+
+    assert_correct(check(truth))
+    assert_correct(check(torch.tensor(truth)))
+    assert_hint(check(amplitudes.mean()), "averaged the padded positions too", truth)
+    assert_hint(check(np.mean([amplitudes[i][mask[i] == 1].mean() for i in range(2)])),
+                "mean of the sentences' means", truth)
+    assert_hint(check(amplitudes[mask == 1].sum() / amplitudes.size), "divided by every position", truth)
+    assert_hint(check(amplitudes[mask == 1].sum()), "that is a sum", truth)
+    assert_hint(check(3), "not the masked mean", truth)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 4
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seq_len", [20, 15, 32])
+def test_parseval_weight(seq_len):
+    kept = seq_len // 2 + 1
+    truth = Fraction(seq_len, 4 * kept)
+    forms = (f"{float(truth):.2f}", f"{float(truth):.3f}", f"{float(truth):.4f}", str(truth),
+             f"{seq_len}/{4 * kept}")
+    assert_correct(ex.check_parseval_weight(float(truth), seq_len=seq_len))
+    assert_correct(ex.check_parseval_weight(str(truth), seq_len=seq_len))
+    assert_hint(ex.check_parseval_weight(0.5, seq_len=seq_len), "large-L limit", *forms)
+    assert_hint(ex.check_parseval_weight(2 * float(truth), seq_len=seq_len), "too large", *forms)
+    assert_hint(ex.check_parseval_weight(1, seq_len=seq_len), "Parseval keeps the energy", *forms)
+    assert_hint(ex.check_parseval_weight(round(float(truth), 2) + 0.002, seq_len=seq_len),
+                "three significant digits", *forms)
+    assert_hint(ex.check_parseval_weight(0.3, seq_len=seq_len), "not the weight", *forms)
+
+
+def test_dc_error_weight():
+    truth = Fraction(15, 2 * (15 // 2 + 1))  # L / 2K: pure DC, counted once in the kept columns
+    forms = ("0.9375", "0.94", "0.938", "15/16")
+    assert_correct(ex.check_dc_error_weight(float(truth), seq_len=15))
+    assert_correct(ex.check_dc_error_weight("15/16", seq_len=15))
+    assert_hint(ex.check_dc_error_weight(float(truth) / 2, seq_len=15), "error with no DC part", *forms)
+    assert_hint(ex.check_dc_error_weight(1.0, seq_len=15), "not L/2", *forms)
+    assert_hint(ex.check_dc_error_weight(0.5, seq_len=15), "roughly the weight of a random error", *forms)
+    assert_hint(ex.check_dc_error_weight(0.93, seq_len=15), "three significant digits", *forms)
+    assert_hint(ex.check_dc_error_weight(0.2, seq_len=15), "not the ratio", *forms)
+    assert_correct(ex.check_dc_error_weight(Fraction(16, 18), seq_len=16))
+
+
+def test_kd_factor():
+    for temperature in (4.0, 2.0, 0.5):
+        assert_correct(ex.check_kd_factor(temperature**2, temperature=temperature))
+    assert_hint(ex.check_kd_factor(4), "that is T itself", "16")
+    assert_hint(ex.check_kd_factor(1 / 16), "inverted", "16")
+    assert_hint(ex.check_kd_factor(1), "without a factor", "16")
+    assert_hint(ex.check_kd_factor(8), "not the factor", "16")
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 5
+# --------------------------------------------------------------------------------------------
+
+def _window(j, teacher_width, student_width):
+    return list(range(math.floor(j * teacher_width / student_width),
+                      math.ceil((j + 1) * teacher_width / student_width)))
+
+
+def test_pool_window():
+    truth = _window(3, 1024, 768)
+    assert truth == [4, 5]
+    forms = _forms(truth)
+    assert_correct(ex.check_pool_window(truth, teacher_width=1024, student_width=768, channel=3))
+    for j in (0, 2, 4, 767):
+        assert_correct(ex.check_pool_window(_window(j, 1024, 768), channel=j))
+    assert_correct(ex.check_pool_window([6, 7, 8], teacher_width=12, student_width=4, channel=2))
+    assert_hint(ex.check_pool_window([c + 1 for c in truth]), "channels are numbered from 0", *forms)
+    assert_hint(ex.check_pool_window([3, 4]), "do not advance one channel at a time", *forms)
+    assert_hint(ex.check_pool_window([4, 5, 6]), "wrong number of channels", *forms)
+    assert_hint(ex.check_pool_window([4]), "wrong number of channels", *forms)
+    assert_hint(ex.check_pool_window([6, 7]), "starts at the wrong channel", *forms)
+    assert_hint(ex.check_pool_window([1023, 1024]), "numbered 0 .. 1023", *forms)
+
+
+def test_projection_parameters():
+    truth = 768 * 1024 + 1024
+    forms = (truth, f"{truth:,}")
+    assert_correct(ex.check_projection_parameters(truth, student_width=768, teacher_width=1024))
+    assert_hint(ex.check_projection_parameters(768 * 1024), "W_p alone", *forms)
+    assert_hint(ex.check_projection_parameters(768 * 1024 + 768), "one entry per OUTPUT channel", *forms)
+    assert_hint(ex.check_projection_parameters(1024 * 1024 + 1024), "student width to the teacher width", *forms)
+    assert_hint(ex.check_projection_parameters(2 * truth), "one layer pair only", *forms)
+    assert_hint(ex.check_projection_parameters(5), "count the entries", *forms)
+
+
+def _roberta_large_counts(kept):
+    H, V, P, T, FF, labels, blocks = 1024, 50265, 514, 1, 4096, 151, 24
+    embeddings = (V + P + T) * H + 2 * H
+    block = 4 * (H * H + H) + (H * FF + FF) + (FF * H + H) + 2 * 2 * H
+    head = (H * H + H) + (H * labels + labels)
+    return embeddings + kept * block + head, embeddings + blocks * block + head
+
+
+def test_parameter_ratio():
+    student, teacher = _roberta_large_counts(6)
+    assert teacher == 355_514_519  # roberta-large with a 151-way head (the published model is about 355M)
+    truth = student / teacher
+    forms = (f"{truth:.3f}", f"{truth:.2f}", f"{truth:.4f}", f"{100 * truth:.1f}")
+    assert_correct(ex.check_parameter_ratio(truth, kept_blocks=6))
+    assert_correct(ex.check_parameter_ratio(round(truth, 3) + 0.004))
+    assert_hint(ex.check_parameter_ratio(6 / 24), "counts the blocks only", *forms)
+    assert_hint(ex.check_parameter_ratio(100 * truth), "not a percentage", *forms)
+    assert_hint(ex.check_parameter_ratio(2), "between 0 and 1", *forms)
+    assert_hint(ex.check_parameter_ratio(0.5), "too high", *forms)
+    assert_hint(ex.check_parameter_ratio(0.3), "too low", *forms)
+    student12, _ = _roberta_large_counts(12)
+    assert_correct(ex.check_parameter_ratio(student12 / teacher, kept_blocks=12))
+
+
+# --------------------------------------------------------------------------------------------
+# The notebooks: the exercise cells run, unanswered they say so, and every solution passes
+# --------------------------------------------------------------------------------------------
+
+def _tagged(notebook, tag):
+    return [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+
+
+def _run(source: str, namespace: dict):
+    """exec a cell and return the value of its last expression (what Jupyter displays)."""
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<cell>", "exec"), namespace)
+    return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace) if last else None
+
+
+def _solution_code(markdown: str) -> str:
+    match = re.search(r"<details><summary>Solution</summary>(.*?)</details>", markdown, re.S)
+    assert match, "a solution is folded in <details><summary>Solution</summary> ... </details>"
+    code = re.search(r"```python\n(.*?)```", match.group(1), re.S)
+    assert code, "the solution shows the code that computes the answer"
+    return code.group(1)
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])
+def notebook(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def test_exercises_come_last_and_are_complete(notebook):
+    tags = [tuple(cell.metadata.get("tags", [])) for cell in notebook.cells]
+    start = tags.index(("exercises",))
+    assert notebook.cells[start].source.startswith("## Exercises")
+    section = tags[start + 1:]
+    assert len(section) % 3 == 0 and 2 <= len(section) // 3 <= 4
+    assert all(triple == (("exercise-question",), ("exercise",), ("solution",))
+               for triple in itertools.zip_longest(*[iter(section)] * 3))
+    for cell in _tagged(notebook, "exercise"):
+        assert cell.cell_type == "code" and re.search(r"^answer = None\b", cell.source, re.M)
+        assert "from spectralkd_tutorial.exercises import check_" in cell.source
+
+
+def test_exercise_cells_run_unanswered_and_accept_their_solutions(notebook):
+    for cell, solution in zip(_tagged(notebook, "exercise"), _tagged(notebook, "solution")):
+        namespace: dict = {}
+        unanswered = _run(cell.source, namespace)
+        assert isinstance(unanswered, Feedback) and unanswered.correct is None, cell.source
+        exec(_solution_code(solution.source), namespace)
+        answered = _run(cell.source.replace("answer = None", "pass  # answer from the solution"), namespace)
+        assert answered.correct is True, f"{cell.source}\n-> {answered.message}"

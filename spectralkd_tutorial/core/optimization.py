@@ -59,20 +59,32 @@ class Optimization:
     device: torch.device
     dtype: torch.dtype | None
     accumulation: int
-    max_grad_norm: float
+    max_grad_norm: float | None
     steps_done: int = 0
 
     @classmethod
     def create(cls, parameters: Iterable[nn.Parameter], train: TrainConfig, total_steps: int, device: torch.device,
-               mixed_precision: str = "no") -> "Optimization":
+               mixed_precision: str = "no", *, schedule: str = "linear", clip: bool = True,
+               decay_matrices_only: bool = True) -> "Optimization":
+        """``schedule``: ``linear`` (warm-up then linear decay; text) or ``one-cycle`` (the ViT chapter)."""
         params = [p for p in parameters if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        if decay_matrices_only:
+            groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
+                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        else:
+            groups = [{"params": params, "weight_decay": train.weight_decay}]
         optimizer = torch.optim.AdamW(groups, lr=train.learning_rate)
-        scheduler = linear_schedule(optimizer, int(train.warmup_ratio * total_steps), total_steps)
+        if schedule == "one-cycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.learning_rate, total_steps=total_steps,
+                                                            pct_start=train.warmup_ratio)
+        elif schedule == "linear":
+            scheduler = linear_schedule(optimizer, int(train.warmup_ratio * total_steps), total_steps)
+        else:
+            raise ValueError(f"schedule={schedule!r}; use 'linear' or 'one-cycle'")
         dtype = autocast_dtype(mixed_precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-        return cls(params, optimizer, scheduler, scaler, device, dtype, train.gradient_accumulation, train.max_grad_norm)
+        return cls(params, optimizer, scheduler, scaler, device, dtype, train.gradient_accumulation,
+                   train.max_grad_norm if clip else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -87,8 +99,9 @@ class Optimization:
         self.scaler.scale(loss / self.accumulation).backward()
         if not last_of_window:
             return False
-        self.scaler.unscale_(self.optimizer)
-        nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        if self.max_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..config import TrainConfig
 from ..core.device import resolve_device
+from ..core.optimization import Optimization
 from .digits import DigitsData
 
 __all__ = ["train_vit", "evaluate_vit"]
@@ -63,9 +65,12 @@ def train_vit(
     device = resolve_device(device)
     model.to(device)
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=warmup)
+    # the text loop's optimizer step (core.optimization), with this chapter's one-cycle schedule
+    train = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, weight_decay=weight_decay,
+                        warmup_ratio=warmup)
+    optimization = Optimization.create(model.parameters(), train, total, device, schedule="one-cycle", clip=False,
+                                       decay_matrices_only=False)
     history = []
     bar = tqdm(total=total, desc="training ViT", disable=not progress, leave=False)
     try:
@@ -79,10 +84,7 @@ def train_vit(
                              labels=data.train_labels[index].to(device)).loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower lr={lr}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                optimization.backward(loss, last_of_window=True)
                 running += float(loss.detach())
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")

@@ -33,6 +33,7 @@ __all__ = [
     "LAYER_CONVENTION",
     "as_tokens",
     "token_mask",
+    "check_bins",
     "channel_spectrum",
     "spectral_signature",
     "spectral_intensity",
@@ -107,7 +108,8 @@ def _check_finite(tokens: Tensor) -> None:
         )
 
 
-def _check_bins(bins: int | None, width: int) -> int:
+def check_bins(bins: int | None, width: int) -> int:
+    """The number of leading frequency bins to keep: ``bins`` checked against the width, or all."""
     if bins is None:
         return width
     if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= width:
@@ -161,7 +163,7 @@ def spectral_signature(
     drop (ViT [CLS], DeiT distillation token). Returns a float32 (float64 for float64 input) vector.
     """
     tokens = as_tokens(hidden)
-    k = _check_bins(bins, tokens.shape[-1])
+    k = check_bins(bins, tokens.shape[-1])
     mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
     total = real_token_amplitude_sum(tokens, mask)
     if not torch.isfinite(total).all():
@@ -217,7 +219,7 @@ class SpectralAccumulator:
     def signature(self, bins: int | None = None) -> Tensor:
         if self.amplitude_sum is None:
             raise ValueError("no batch was accumulated: the data source yielded nothing")
-        k = _check_bins(bins, self.amplitude_sum.numel())
+        k = check_bins(bins, self.amplitude_sum.numel())
         return (self.amplitude_sum / self.token_count)[:k]
 
     def intensity(self, bins: int | None = None) -> float:

@@ -1,0 +1,103 @@
+"""Plumbing shared by the feature losses: pair checks, masking, autocast.
+
+Hidden states are ``(B, L, H)`` for text (L tokens, H channels) and ``(B, N, C)`` for ViT patch
+tokens (prefix tokens such as CLS already removed by the caller; ``grid=(h, w)`` with ``h * w = N``).
+A feature loss compares (student layer, teacher layer) *pairs*: ``student_hidden[p]`` with
+``teacher_hidden[p]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ContextManager, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["as_list", "autocast_off", "check_pairs", "check_projected_width", "masked"]
+
+
+def as_list(hidden: Sequence[Tensor] | Tensor, name: str) -> list[Tensor]:
+    """One 3-D tensor is one pair; otherwise a sequence of 3-D tensors."""
+    if isinstance(hidden, Tensor) and hidden.dim() == 3:
+        return [hidden]
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__"):
+        raise TypeError(f"{name} must be a sequence of (B, L, H) tensors, got {type(hidden).__name__}")
+    return list(hidden)
+
+
+def _check_one_pair(
+    i: int, s: Tensor, t: Tensor, attention_mask: Tensor | None, grid: tuple[int, int] | None
+) -> None:
+    """Ranks, batch and token axes, mask shape and grid of pair ``i``."""
+    for who, x in (("student", s), ("teacher", t)):
+        if not isinstance(x, Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"pair {i}: {who} hidden state must be (B, L, H) tokens (ViT: (B, N, C) with prefix "
+                f"tokens removed), got {shape}"
+            )
+    if s.shape[0] != t.shape[0]:
+        raise ValueError(f"pair {i}: batch size mismatch, student {s.shape[0]} vs teacher {t.shape[0]}")
+    if s.shape[1] != t.shape[1]:
+        raise ValueError(
+            f"pair {i}: token count mismatch, student {s.shape[1]} vs teacher {t.shape[1]}; "
+            "token-level alignment needs the same tokenizer and the same padding "
+            "(ViT: same patch grid, prefix tokens removed)"
+        )
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(s.shape[:2]):
+        raise ValueError(
+            f"pair {i}: attention_mask has shape {tuple(attention_mask.shape)} but the hidden "
+            f"states are (B, L) = {tuple(s.shape[:2])}"
+        )
+    if grid is not None and (len(grid) != 2 or int(grid[0]) * int(grid[1]) != s.shape[1]):
+        raise ValueError(
+            f"pair {i}: grid {tuple(grid)} does not hold {s.shape[1]} patch tokens "
+            "(need h * w == N; remove CLS/distillation tokens first)"
+        )
+
+
+def check_pairs(
+    student_hidden: Sequence[Tensor] | Tensor,
+    teacher_hidden: Sequence[Tensor] | Tensor,
+    attention_mask: Tensor | None,
+    grid: tuple[int, int] | None = None,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Validate pair count, ranks, batch and token axes, the mask and the grid; name the bad pair."""
+    students = as_list(student_hidden, "student_hidden")
+    teachers = as_list(teacher_hidden, "teacher_hidden")
+    if len(students) != len(teachers):
+        raise ValueError(
+            f"pair count mismatch: {len(students)} student hidden states but {len(teachers)} teacher "
+            "hidden states; pass one teacher layer per student layer (see spectralkd_tutorial.selection)"
+        )
+    if not students:
+        raise ValueError("no layer pairs given; use feature_loss='none' for logits-only distillation")
+    for i, (s, t) in enumerate(zip(students, teachers)):
+        _check_one_pair(i, s, t, attention_mask, grid)
+    return students, teachers
+
+
+def check_projected_width(projected: Sequence[Tensor], teachers: Sequence[Tensor]) -> None:
+    """After a learned projection the student must have the teacher's width."""
+    for i, (s, t) in enumerate(zip(projected, teachers)):
+        if s.shape[-1] != t.shape[-1]:
+            raise ValueError(
+                f"pair {i}: projected student width {s.shape[-1]} != teacher width {t.shape[-1]}; "
+                "build LayerProjections(num_pairs, student_width, teacher_width) with the teacher's width"
+            )
+
+
+def masked(x: Tensor, attention_mask: Tensor | None) -> Tensor:
+    """``m[b, n] * x[b, n, h]``: zero the padded tokens."""
+    if attention_mask is None:
+        return x
+    return x * attention_mask.to(device=x.device, dtype=x.dtype).unsqueeze(-1)
+
+
+def autocast_off(device: torch.device) -> ContextManager[Any]:
+    """Disable autocast so the FFT runs in the dtype we chose (float32)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):  # a device type without autocast support
+        return contextlib.nullcontext()

@@ -50,11 +50,12 @@ def distillation_loss(
         L = (1 - alpha) * CE(z_s, y; label_smoothing) + alpha * T^2 * KL(p_t^T || p_s^T) + beta * L_feat
 
     Returns ``{"loss": L, "ce": CE, "kd": T^2 KL, "feature": L_feat}`` (unweighted parts).
-    Raises ``FloatingPointError`` when ``L`` is NaN or infinite.
+    Raises ``FloatingPointError`` when ``L`` is NaN or infinite: a ``NonFiniteInputError`` (also a
+    ``ValueError``) naming the input when a logit or a real token's hidden state is NaN/Inf.
     """
     feature_loss = get_feature_loss(config.feature_loss)
+    kd = logit_kd_loss(student_logits, teacher_logits, config.temperature)  # checks the logits first
     ce = F.cross_entropy(student_logits.float(), labels, label_smoothing=config.label_smoothing)
-    kd = logit_kd_loss(student_logits, teacher_logits, config.temperature)
     feature = feature_loss(student_hidden, teacher_hidden, attention_mask, projections=projections, grid=grid)
     feature = feature.to(ce.device)
     total = (1.0 - config.alpha) * ce + config.alpha * kd + config.beta * feature

@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["hidden_mse_loss"]
 
 
-def _pair_masked_mse(student: Tensor, teacher: Tensor, attention_mask: Tensor | None) -> Tensor:
+def _pair_masked_mse(student: Tensor, teacher: Tensor, mask: Tensor | None) -> Tensor:
     """``sum_{b,n,h} m[b,n] (X_s - X_t)^2 / (N_real * H)``: the mean over real tokens only."""
-    diff = masked(student.float() - teacher.detach().float(), attention_mask)
+    diff = masked(student.float() - teacher.detach().float(), mask)
     real_tokens = (
-        float(diff.shape[0] * diff.shape[1]) if attention_mask is None
-        else attention_mask.to(diff.dtype).sum().clamp_min(1.0)
+        float(diff.shape[0] * diff.shape[1]) if mask is None
+        else mask.to(device=diff.device, dtype=diff.dtype).sum()  # >= 1: check_pairs refuses an all-zero mask
     )
     return diff.pow(2).sum() / (real_tokens * diff.shape[-1])
 
@@ -46,14 +46,16 @@ def hidden_mse_loss(
     Without projections ``g = id`` and ``f = pool`` to the student width (``H' = H_s``); with them
     ``g = W_p`` (student up to the teacher width) and ``f = id`` (``H' = H_t``). Teacher detached.
     """
-    students, teachers = check_pairs(student_hidden, teacher_hidden, attention_mask)
+    pairs = check_pairs(student_hidden, teacher_hidden, attention_mask)
+    students, teachers = pairs.students, pairs.teachers
     if projections is not None:
         students = projections(students)
         check_projected_width(students, teachers)
     else:
         teachers = [pool_teacher_channels(t, s.shape[-1]) for s, t in zip(students, teachers)]
-    losses = [_pair_masked_mse(s, t, attention_mask) for s, t in zip(students, teachers)]
-    return torch.stack(losses).mean()
+    loss = torch.stack([_pair_masked_mse(s, t, pairs.mask) for s, t in zip(students, teachers)]).mean()
+    projected = students if projections is not None else []
+    return pairs.finite(loss, *((f"LayerProjections output {i}", x) for i, x in enumerate(projected)))
 
 
 @register_feature_loss("mse")

@@ -21,10 +21,10 @@ from .spectral_alignment import pool_teacher_channels
 __all__ = ["spectral_as_weighted_spatial_mse"]
 
 
-def _pair_weighted_spatial(student: Tensor, teacher: Tensor, attention_mask: Tensor | None) -> Tensor:
+def _pair_weighted_spatial(student: Tensor, teacher: Tensor, mask: Tensor | None) -> Tensor:
     """The text-case ``L_pair`` from ``D`` alone: energy + DC and Nyquist sums, no FFT."""
-    s = masked(student.float(), attention_mask)
-    t = masked(pool_teacher_channels(teacher.detach().float(), s.shape[-1]), attention_mask)
+    s = masked(student.float(), mask)
+    t = masked(pool_teacher_channels(teacher.detach().float(), s.shape[-1]), mask)
     d = t - s  # (B, L, H), zero at padded tokens
     b, length, h = d.shape
     kept = length // 2 + 1  # K: columns the rfft keeps
@@ -66,7 +66,7 @@ def spectral_as_weighted_spatial_mse(
     counts in ``L`` and ``B*L`` (zeros), so against a mask-aware MSE over ``N_real`` real tokens the
     ratio is ``N_real/(4BK) .. N_real/(2BK)``.
     """
-    students, teachers = check_pairs(student_hidden, teacher_hidden, attention_mask, None)
-    with autocast_off(students[0].device):
-        losses = [_pair_weighted_spatial(s, t, attention_mask) for s, t in zip(students, teachers)]
-        return torch.stack(losses).mean()
+    pairs = check_pairs(student_hidden, teacher_hidden, attention_mask, None)
+    with autocast_off(pairs.students[0].device):
+        losses = [_pair_weighted_spatial(s, t, pairs.mask) for s, t in zip(pairs.students, pairs.teachers)]
+        return pairs.finite(torch.stack(losses).mean())

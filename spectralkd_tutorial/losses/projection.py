@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .common import as_list, check_pairs, check_projected_width
 from .registry import register_feature_loss
-from .spectral_alignment import spectral_alignment_loss
+from .spectral_alignment import spectral_loss_of_pairs
 
 __all__ = ["LayerProjections", "projected_spectral_alignment_loss"]
 
@@ -74,10 +74,11 @@ def projected_spectral_alignment_loss(
     No pooling: the teacher keeps all its channels (e.g. a 768-wide student against a 1024-wide
     teacher), and the projection also makes a student wider than its teacher possible.
     """
-    students, teachers = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
-    projected = projections(students)
-    check_projected_width(projected, teachers)
-    return spectral_alignment_loss(projected, teachers, attention_mask, grid=grid)
+    pairs = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
+    projected = projections(pairs.students)
+    check_projected_width(projected, pairs.teachers)
+    loss = spectral_loss_of_pairs(projected, pairs.teachers, pairs.mask, grid)
+    return pairs.finite(loss, *((f"LayerProjections output {i}", x) for i, x in enumerate(projected)))
 
 
 @register_feature_loss("spectral-projection", needs_projections=True)

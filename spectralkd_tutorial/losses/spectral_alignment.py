@@ -26,7 +26,7 @@ from .registry import register_feature_loss
 if TYPE_CHECKING:  # pragma: no cover
     from .projection import LayerProjections
 
-__all__ = ["pool_teacher_channels", "spectral_alignment_loss", "token_spectrum"]
+__all__ = ["pool_teacher_channels", "spectral_alignment_loss", "spectral_loss_of_pairs", "token_spectrum"]
 
 
 def pool_teacher_channels(teacher_hidden: Tensor, student_width: int) -> Tensor:
@@ -69,11 +69,11 @@ def token_spectrum(x: Tensor, grid: tuple[int, int] | None) -> Tensor:
 
 
 def _pair_spectral_loss(
-    student: Tensor, teacher: Tensor, attention_mask: Tensor | None, grid: tuple[int, int] | None
+    student: Tensor, teacher: Tensor, mask: Tensor | None, grid: tuple[int, int] | None
 ) -> Tensor:
     """``mean([Re, Im](rfft(m * X_s)) - [Re, Im](rfft(m * pool(X_t))))^2`` for one pair, float32."""
-    s = masked(student.float(), attention_mask)
-    t = masked(pool_teacher_channels(teacher.detach().float(), s.shape[-1]), attention_mask)
+    s = masked(student.float(), mask)
+    t = masked(pool_teacher_channels(teacher.detach().float(), s.shape[-1]), mask)
     spec_s = torch.view_as_real(token_spectrum(s, grid))  # == stack([F.real, F.imag], -1)
     spec_t = torch.view_as_real(token_spectrum(t, grid))
     return F.mse_loss(spec_s, spec_t)
@@ -95,9 +95,16 @@ def spectral_alignment_loss(
     The teacher is detached and channel-pooled to the student width; padded tokens (mask 0) are
     zeroed in both; everything is computed in float32 with autocast off, whatever the input dtype.
     """
-    students, teachers = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
+    pairs = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
+    return pairs.finite(spectral_loss_of_pairs(pairs.students, pairs.teachers, pairs.mask, grid))
+
+
+def spectral_loss_of_pairs(
+    students: Sequence[Tensor], teachers: Sequence[Tensor], mask: Tensor | None, grid: tuple[int, int] | None
+) -> Tensor:
+    """``L_spec`` of already checked pairs (``mask``: bool or ``None``), float32 with autocast off."""
     with autocast_off(students[0].device):
-        losses = [_pair_spectral_loss(s, t, attention_mask, grid) for s, t in zip(students, teachers)]
+        losses = [_pair_spectral_loss(s, t, mask, grid) for s, t in zip(students, teachers)]
         return torch.stack(losses).mean()
 
 

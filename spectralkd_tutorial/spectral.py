@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
+
+from .core.inputs import NonFiniteInputError, check_mask, check_real
 
 LAYER_CONVENTION = (
     "layer 0 = embedding output; layer l (1..L) = output of transformer block l "
@@ -33,6 +35,7 @@ __all__ = [
     "LAYER_CONVENTION",
     "as_tokens",
     "token_mask",
+    "check_bins",
     "channel_spectrum",
     "spectral_signature",
     "spectral_intensity",
@@ -49,19 +52,35 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 def as_tokens(hidden: Tensor) -> Tensor:
-    """Return ``hidden`` as ``(N, T, H)``: ``(N, L, H)`` unchanged, ``(N, C, Hg, Wg)`` -> ``(N, Hg*Wg, C)``."""
-    if not isinstance(hidden, Tensor):
-        raise TypeError(f"hidden must be a torch.Tensor, got {type(hidden).__name__}")
+    """Return ``hidden`` as ``(N, T, H)``: ``(N, L, H)`` unchanged, ``(N, C, Hg, Wg)`` -> ``(N, Hg*Wg, C)``.
+
+    Refuses complex tensors and empty axes (no samples, no tokens or no channels).
+    """
+    check_real(hidden, "hidden")
     if hidden.dim() == 3:
-        return hidden
-    if hidden.dim() == 4:
+        tokens = hidden
+    elif hidden.dim() == 4:
         n, c, hg, wg = hidden.shape
-        return hidden.reshape(n, c, hg * wg).transpose(1, 2)
-    raise ValueError(
-        f"hidden must have shape (N, L, H) for tokens or (N, C, H, W) for a feature map; "
-        f"got rank {hidden.dim()} with shape {tuple(hidden.shape)}. "
-        "Add a batch axis with hidden.unsqueeze(0) if you passed one sample."
-    )
+        tokens = hidden.reshape(n, c, hg * wg).transpose(1, 2)
+    else:
+        raise ValueError(
+            f"hidden must have shape (N, L, H) for tokens or (N, C, H, W) for a feature map; "
+            f"got rank {hidden.dim()} with shape {tuple(hidden.shape)}. "
+            "Add a batch axis with hidden.unsqueeze(0) if you passed one sample."
+        )
+    _check_not_empty(tokens, tuple(hidden.shape))
+    return tokens
+
+
+def _check_not_empty(tokens: Tensor, shape: tuple[int, ...]) -> None:
+    n, t, h = tokens.shape
+    for size, what, fix in (
+        (n, "samples (N = 0: an empty batch)", "skip empty batches before profiling"),
+        (t, "tokens (T = 0)", "tokenize with at least one token per sample; a feature map needs H, W > 0"),
+        (h, "channels (H = 0)", "pass the layer's hidden states, whose last axis is the hidden width"),
+    ):
+        if size == 0:
+            raise ValueError(f"hidden has shape {shape} with no {what}; the spectrum is undefined: {fix}")
 
 
 def token_mask(
@@ -80,7 +99,7 @@ def token_mask(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but hidden has {n} samples "
                 f"and {t} tokens; pass the tokenizer's attention_mask of shape ({n}, {t})."
             )
-        mask = attention_mask.to(device=tokens.device) != 0
+        mask = check_mask(attention_mask, "attention_mask").to(device=tokens.device)
     if prefix_tokens < 0 or prefix_tokens >= t:
         raise ValueError(
             f"prefix_tokens={prefix_tokens} must be in [0, {t - 1}] for {t} tokens "
@@ -101,13 +120,14 @@ def token_mask(
 def _check_finite(tokens: Tensor) -> None:
     if not torch.isfinite(tokens).all():
         bad = (~torch.isfinite(tokens)).sum().item()
-        raise ValueError(
+        raise NonFiniteInputError(
             f"hidden contains {bad} NaN/Inf value(s); the spectrum is undefined. "
             "Check the model's dtype (try float32) and the inputs."
         )
 
 
-def _check_bins(bins: int | None, width: int) -> int:
+def check_bins(bins: int | None, width: int) -> int:
+    """The number of leading frequency bins to keep: ``bins`` checked against the width, or all."""
     if bins is None:
         return width
     if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= width:
@@ -161,7 +181,7 @@ def spectral_signature(
     drop (ViT [CLS], DeiT distillation token). Returns a float32 (float64 for float64 input) vector.
     """
     tokens = as_tokens(hidden)
-    k = _check_bins(bins, tokens.shape[-1])
+    k = check_bins(bins, tokens.shape[-1])
     mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
     total = real_token_amplitude_sum(tokens, mask)
     if not torch.isfinite(total).all():
@@ -194,13 +214,21 @@ class SpectralAccumulator:
         self.sample_count = 0
 
     def update(self, hidden: Tensor, attention_mask: Tensor | None = None, *, prefix_tokens: int = 0) -> None:
-        tokens = as_tokens(hidden.detach())
+        tokens = as_tokens(hidden).detach()
         mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
         self.add(real_token_amplitude_sum(tokens, mask), int(mask.sum()), int(tokens.shape[0]),
                  check=lambda: tokens[mask])
 
-    def add(self, amplitude_sum: Tensor, tokens: int, samples: int, check=None) -> None:
+    def add(
+        self, amplitude_sum: Tensor, tokens: int, samples: int, check: Callable[[], Tensor] | None = None
+    ) -> None:
         """Add one batch's reduced sums (``check()`` returns the real tokens, to name a NaN/Inf)."""
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0 or samples <= 0:
+            raise ValueError(
+                f"a batch must add at least one real token and one sample, got tokens={tokens!r}, "
+                f"samples={samples!r}; skip empty batches (an all-padding mask has no token to average)"
+            )
+        check_real(amplitude_sum, "amplitude_sum")
         if not torch.isfinite(amplitude_sum).all():
             _check_finite(check() if check is not None else amplitude_sum)
         if self.amplitude_sum is None:
@@ -217,7 +245,7 @@ class SpectralAccumulator:
     def signature(self, bins: int | None = None) -> Tensor:
         if self.amplitude_sum is None:
             raise ValueError("no batch was accumulated: the data source yielded nothing")
-        k = _check_bins(bins, self.amplitude_sum.numel())
+        k = check_bins(bins, self.amplitude_sum.numel())
         return (self.amplitude_sum / self.token_count)[:k]
 
     def intensity(self, bins: int | None = None) -> float:
@@ -330,6 +358,7 @@ class SpectralProfiler:
             raise TypeError(
                 f"each batch must be a dict of model inputs (e.g. the tokenizer's output), got {type(batch).__name__}"
             )
+        _check_batch_not_empty(batch)
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items() if k != "labels"}
         if self._capture is not None:
@@ -384,6 +413,16 @@ class SpectralProfiler:
             bins=self.bins,
             metadata=dict(metadata),
         )
+
+
+def _check_batch_not_empty(batch: Mapping[str, Any]) -> None:
+    """Refuse a batch whose tensors have no sample, before the model sees it."""
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == 0:
+            raise ValueError(
+                f"batch[{key!r}] has shape {tuple(value.shape)}: the batch is empty (0 samples); "
+                "skip empty batches (check the data source and the batch size)"
+            )
 
 
 def profile_model(

@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .spectral import LAYER_CONVENTION, SpectralProfile, channel_spectrum, half_spectrum_bins
+from .spectral import LAYER_CONVENTION, SpectralProfile, channel_spectrum, check_bins, half_spectrum_bins
 
 __all__ = [
     "SentenceSpectra",
@@ -114,14 +114,6 @@ def _check_bin(k: int, width: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= int(k) < width:
         raise ValueError(f"frequency bin k={k!r} must be an integer in [0, {width - 1}] (hidden width {width})")
     return int(k)
-
-
-def _check_bins(bins: int | None, width: int) -> int:
-    if bins is None:
-        return width
-    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= width:
-        raise ValueError(f"bins={bins!r} must be an integer in [1, {width}] (hidden width {width}); use None for all")
-    return bins
 
 
 def _check_texts(texts: Sequence[str] | str) -> list[str]:
@@ -260,7 +252,7 @@ def sentence_signature(spectra: SentenceSpectra, bins: int | None = None) -> Ten
     """``s[k] = (1/T) sum_t A[t, k]`` over the sentence's T real tokens (first ``bins`` bins)."""
     if not isinstance(spectra, SentenceSpectra):
         raise TypeError("sentence_signature takes one SentenceSpectra (from token_spectra)")
-    k = _check_bins(bins, spectra.hidden_size)
+    k = check_bins(bins, spectra.hidden_size)
     return spectra.amplitudes[:, :k].mean(dim=0)
 
 
@@ -271,7 +263,7 @@ def corpus_signature(spectra: Sequence[SentenceSpectra], bins: int | None = None
     the profiler's signature for the same texts (the tests and chapter 3 check both).
     """
     items = _as_list(spectra)
-    k = _check_bins(bins, items[0].hidden_size)
+    k = check_bins(bins, items[0].hidden_size)
     return torch.cat([item.amplitudes[:, :k] for item in items], dim=0).mean(dim=0)
 
 

@@ -36,8 +36,6 @@ from .optimization import Optimization
 from .run_store import RunStore
 from .teacher_cache import TeacherCache
 
-PROJECTED_LOSSES = ("projection", "spectral-projection")
-
 
 @dataclass
 class Distillation:
@@ -201,8 +199,7 @@ def _prepare_distillation(distillation: Distillation, student: nn.Module, device
     distillation.teacher.to(device).eval()
     for p in distillation.teacher.parameters():
         p.requires_grad_(False)
-    if (distillation.projections is None and distillation.needs_hidden
-            and distillation.loss.feature_loss in PROJECTED_LOSSES):
+    if distillation.projections is None and distillation.needs_hidden and distillation.loss.needs_projections:
         distillation.projections = LayerProjections(len(distillation.mapping.pairs), student.config.hidden_size,
                                                     distillation.teacher.config.hidden_size)
     if distillation.projections is not None:

@@ -160,11 +160,18 @@ def _setup_threads() -> None:
 
 
 def _write_config(config, out: str | os.PathLike) -> Path:
+    """The resolved config beside the results; written once the run directory accepted the settings."""
     from .config import to_toml
-    from .core.run_store import check_writable_directory
     from .io import atomic_write_text
 
-    return atomic_write_text(check_writable_directory(out) / "config.toml", to_toml(config))
+    return atomic_write_text(Path(out) / "config.toml", to_toml(config))
+
+
+def _check_out(out: str | os.PathLike) -> None:
+    """An unusable --out stops before any expensive work."""
+    from .core.run_store import check_writable_directory
+
+    check_writable_directory(out)
 
 
 def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
@@ -182,13 +189,12 @@ def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Profile every layer of a model over a data source: intensity.json + intensity.png."""
-    from .core.run_store import check_writable_directory
     from .models import load_classifier
     from .steps import analysis_texts, load_data, profile, write_profile
     from .vision import analyze_vision_directory, is_vision_checkpoint
 
     config = resolve_config(args)
-    check_writable_directory(args.out)
+    _check_out(args.out)
     model_name = args.model or config.teacher.finetuned or config.teacher.model
     if is_vision_checkpoint(model_name):
         result = analyze_vision_directory(model_name, samples=config.analysis.samples, progress=config.runtime.progress)
@@ -214,10 +220,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads()
-    _write_config(config, args.out)
+    _check_out(args.out)
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
     teacher = train_teacher(config, args.out, dataset=dataset, overwrite=args.overwrite)
+    _write_config(config, args.out)
     print("test:", json.dumps({k: round(v, 4) for k, v in teacher.test.items()}))
     after = profile_with_config(teacher.model, teacher.tokenizer, dataset, config,
                                 model_name=f"{config.teacher.model} (fine-tuned)")
@@ -240,8 +247,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads()
-    _write_config(config, args.out)
+    _check_out(args.out)
     report = run_experiment(config, args.out, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
+    _write_config(config, args.out)
     print(report.table_markdown)
     print(report.conclusion)
     print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")
@@ -255,6 +263,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.preset = args.preset or "quick"
     args.keep_checkpoints, args.publish = False, None
     return cmd_experiment(args)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Conditions x strategies x seeds with paired statistics (resumable)."""
+    from .study import PUBLISHED_FILES, run_study
+
+    config = resolve_config(args)
+    _setup_threads()
+    _check_out(args.out)
+    record = run_study(config, args.out, conditions=args.conditions, overwrite=args.overwrite)
+    _write_config(config, args.out)
+    print((Path(args.out) / "study.md").read_text())
+    if args.publish:
+        names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]
+        _publish(Path(args.out), Path(args.publish), names)
+    return 0
 
 
 def cmd_end_to_end(args: argparse.Namespace) -> int:
@@ -324,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(p, "student")
     _add_distillation_options(p, grid=True)
     p.set_defaults(func=cmd_demo, seeds=[0])
+
+    p = sub.add_parser("study", help="where does the spectral choice matter? conditions x strategies x seeds",
+                       formatter_class=defaults)
+    _add_run_options(p)
+    p.add_argument("--conditions", nargs="+", default=None, help="run only these conditions (default: all of the preset's)")
+    p.add_argument("--publish", default=None, help="also copy results.json, study.md and the figures here (e.g. assets/study)")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("end-to-end", aliases=["distill"], help="chapter 5 end to end (use --preset full on a GPU)",
                        formatter_class=defaults)

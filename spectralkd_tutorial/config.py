@@ -99,7 +99,8 @@ class TeacherConfig(Validated):
 
 @dataclass
 class StudentConfig(Validated):
-    """``model``: ``layers:K`` (K teacher blocks, chosen by ``init``) or a smaller model's name/dir."""
+    """``model``: ``layers:K`` (K teacher blocks chosen by ``init``), ``random:KxH`` (K randomly
+    initialised blocks H wide, the teacher's family) or a smaller model's name/directory."""
 
     model: str = "layers:2"
     init: str = "uniform"  # selection strategy whose teacher blocks initialise a layers:K student
@@ -110,11 +111,29 @@ class StudentConfig(Validated):
             count = self.model.split(":", 1)[1]
             if not count.isdigit() or int(count) < 1:
                 raise ValueError(f"student.model={self.model!r}: write layers:K with K >= 1 (e.g. layers:3)")
+        if self.model.startswith("random:"):
+            self.random_shape  # raises on a bad spec
 
     @property
     def copied_layers(self) -> int | None:
-        """K of ``layers:K``; ``None`` for a student given by name."""
+        """K of ``layers:K``; ``None`` for any other student."""
         return int(self.model.split(":", 1)[1]) if self.model.startswith("layers:") else None
+
+    @property
+    def random_shape(self) -> tuple[int, int] | None:
+        """(K, H) of ``random:KxH``; ``None`` for any other student."""
+        if not self.model.startswith("random:"):
+            return None
+        blocks, _, width = self.model.split(":", 1)[1].partition("x")
+        if not (blocks.isdigit() and width.isdigit() and int(blocks) >= 1 and int(width) >= 1):
+            raise ValueError(f"student.model={self.model!r}: write random:KxH, e.g. random:3x192")
+        return int(blocks), int(width)
+
+    @property
+    def num_layers(self) -> int | None:
+        """Blocks of a ``layers:K`` or ``random:KxH`` student (``None``: read them off the model)."""
+        shape = self.random_shape
+        return self.copied_layers if shape is None else shape[0]
 
 
 @dataclass

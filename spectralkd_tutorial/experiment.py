@@ -191,7 +191,7 @@ class Grid:
         self.keep_checkpoints = keep_checkpoints
         self.total = num_blocks(teacher.model)
         self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities)
-        self.k = config.student.copied_layers
+        self.k = config.student.num_layers
         self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
         previous = store.read_json("results.json") if store.exists("results.json") else {}
         self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
@@ -241,15 +241,17 @@ class Grid:
                 "dataset": self.dataset.summary(),
                 "teacher": {"test": self.teacher.test, "parameters": count_parameters(self.teacher.model),
                             "layers": self.total, "intensities": self.profile.intensities},
-                "student_init": self.init_mapping.to_dict(),
+                "student_init": self.init_mapping.to_dict() if self.init_mapping else {"random": self.config.student.model},
                 "student_parameters": count_parameters(self.initial_student),
                 "layer_convention": self.profile.convention}
 
     def header(self) -> str:
         c, d = self.config, self.dataset
+        start = (f"initialised from teacher blocks {self.init_mapping.teacher_layers}" if self.init_mapping
+                 else f"randomly initialised ({c.student.model})")
         return (f"Preset `{c.name}`: teacher {c.teacher.finetuned or c.teacher.model} ({self.total} blocks) fine-tuned "
-                f"on {d.name}{' ' + d.variant if d.variant else ''}; students of {self.k} blocks initialised from "
-                f"teacher blocks {self.init_mapping.teacher_layers}; alpha={c.loss.alpha}, T={c.loss.temperature}, "
+                f"on {d.name}{' ' + d.variant if d.variant else ''}; students of {self.k} blocks {start}; "
+                f"alpha={c.loss.alpha}, T={c.loss.temperature}, "
                 f"beta={c.loss.beta}, feature loss `{c.loss.feature_loss}`, {c.student.train.epochs} epochs, seeds "
                 f"{list(c.grid.seeds)}. Test split: {d.name} test ({len(d.test)} utterances). Mean ± std over seeds.")
 

@@ -30,7 +30,8 @@ from .core.run_store import RunStore
 from .core.teacher_cache import TeacherCache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
-from .models import load_classifier, load_model_dir, model_directory, num_blocks, student_from_teacher
+from .models import (load_classifier, load_model_dir, model_directory, num_blocks, student_from_config,
+                     student_from_teacher)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
 
@@ -223,11 +224,19 @@ class StudentResult:
 
 def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None
                   ) -> tuple[nn.Module, LayerMapping | None]:
-    """The initial student: ``layers:K`` copies K teacher blocks chosen by ``student.init``."""
+    """The initial student and, for ``layers:K``, the mapping that chose the K teacher blocks it copies.
+
+    ``random:KxH``: K randomly initialised blocks, H wide, of the teacher's family (seed 0), with the
+    teacher's tokenizer; the teacher's channels are pooled (or projected) to H by the loss.
+    """
+    shape = config.student.random_shape
+    if shape is not None:
+        blocks, width = shape
+        return student_from_config(teacher, num_layers=blocks, hidden_size=width, seed=0), None
     k = config.student.copied_layers
     if k is None:
-        raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K students; load a "
-                         "pretrained student with models.load_classifier")
+        raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K and random:KxH "
+                         "students; load a pretrained student with models.load_classifier")
     init = choose_layers(config.student.init, k, num_blocks(teacher), intensities)
     return student_from_teacher(teacher, init.teacher_layers), init
 

@@ -147,3 +147,26 @@ def plot_dynamics(teacher_intensities: Sequence[float], student_curves: Mapping[
     ax.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     return figure
+
+
+def plot_forest(rows: Sequence[tuple[str, float, float, float]], *, xlabel: str = "difference") -> Figure:
+    """A forest plot: one row per (label, mean, low, high), in points (x 100), with a line at 0.
+
+    Spectral strategies are drawn in orange; an interval that misses 0 is drawn solid, one that
+    crosses 0 hollow.
+    """
+    height = 0.8 + 0.28 * max(1, len(rows))
+    figure, ax = plt.subplots(figsize=(7.0, height))
+    for y, (label, mean, low, high) in enumerate(reversed(list(rows))):
+        color = "tab:orange" if "spectral" in label else "tab:blue"
+        significant = not (np.isnan(low) or low <= 0 <= high)
+        if not np.isnan(low):
+            ax.plot([100 * low, 100 * high], [y, y], color=color, lw=1.6)
+        ax.plot([100 * mean], [y], "o", color=color, mfc=color if significant else "white")
+    ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in reversed(list(rows))], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title("paired differences to logits-only KD, 95% intervals over seeds", fontsize=10)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,305 @@
+"""Where does the spectral choice matter? Conditions x strategies x seeds, with paired statistics.
+
+Each condition is one experiment grid (``experiment.run_experiment``) against the fine-tuned
+teacher of its data set. Inside a condition every strategy's student of a seed shares its
+initialisation and data order with the ``none`` (logits-only) student of that seed, so the
+comparison is *paired* (``stats.paired_difference``): per condition and strategy the mean
+difference to ``none`` and to the best non-spectral strategy, a 95% interval over seeds, a verdict
+(helps / hurts / no difference detectable) and the smallest difference the design could detect.
+
+Conditions are data (:data:`STUDY_PLANS`); a condition may name candidate settings, which are
+tried once with the ``none`` strategy and seed 0 on *validation* data before any strategy is
+compared (the best candidate is recorded and used). Results accumulate: a study resumes where it
+stopped, and a new condition adds to the directory without touching finished ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import RunConfig
+from .core.run_store import RunStore
+from .data import IntentDataset
+from .experiment import ExperimentReport, run_experiment
+from .io import atomic_copy, atomic_write_text
+from .metrics import headline
+from .selection import SPECTRAL_STRATEGIES
+from .stats import PairedDifference, pair_by_seed, paired_difference
+from .steps import load_data, train_teacher
+
+STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
+PUBLISHED_FILES = ("results.json", "study.md", "forest.png")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One setting of the study: what differs from the preset, and why it is interesting."""
+
+    name: str
+    title: str
+    why: str
+    dataset: str = "clinc150:full"
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config keys for the students
+    per_label: int | None = None  # students see only this many training utterances per label
+    seeds: tuple[int, ...] = (0, 1, 2)
+    strategies: tuple[str, ...] = STUDY_STRATEGIES
+    candidates: tuple[dict[str, Any], ...] = ()  # settings tried on validation before the comparison
+    tuned_like: str | None = None  # reuse the setting another condition chose
+
+
+def _workshop_plan() -> list[Condition]:
+    return [
+        Condition("C1", "CLINC150 full, 6 -> 3 blocks copied from the teacher (the workshop grid)",
+                  "the committed setting: an easy case", strategies=STUDY_STRATEGIES + ("reverse",)),
+        Condition("C2", "deeper compression: 6 -> 2 blocks", "less capacity: does the choice of the two layers matter?",
+                  overrides={"student.model": "layers:2"}),
+        Condition("C3", "scarce data: students see 10 utterances per intent",
+                  "TinyBERT-style results: intermediate alignment matters most when labels are scarce",
+                  per_label=10, seeds=(0, 1, 2, 3, 4),
+                  candidates=({"student.train.epochs": 5}, {"student.train.epochs": 10})),
+        Condition("C4", "a second data set: Banking77, 6 -> 3", "does the answer carry over to another data set?",
+                  dataset="banking77"),
+        Condition("C5", "a narrow random student: 3 x 192, pooled teacher channels (SpectralKD's parameter-free match)",
+                  "a student that does not start from the teacher has everything to learn from it",
+                  overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3},
+                  strategies=("none", "uniform", "last", "first", "spectral-ends"),
+                  candidates=({"student.train.epochs": 3}, {"student.train.epochs": 6})),
+        Condition("C5p", "the same narrow student, learned projection 192 -> 384 instead of pooling",
+                  "TinyBERT / TextBrewer's learned projection as the second row of C5",
+                  overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3,
+                             "loss.feature_loss": "spectral-projection"},
+                  strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5"),
+    ]
+
+
+def _quick_plan() -> list[Condition]:
+    return [
+        Condition("Q1", "embedded intents, 4 -> 2 blocks", "a toy version of C1 (CI)",
+                  strategies=("none", "uniform", "last", "spectral-ends"), overrides={"student.train.epochs": 1}),
+        Condition("Q2", "scarce: 8 utterances per intent", "a toy version of C3 (CI)", per_label=8,
+                  strategies=("none", "uniform", "last", "spectral-ends"),
+                  candidates=({"student.train.epochs": 1}, {"student.train.epochs": 2})),
+    ]
+
+
+STUDY_PLANS = {"quick": _quick_plan, "workshop": _workshop_plan}
+
+
+def study_plan(preset: str) -> list[Condition]:
+    if preset not in STUDY_PLANS:
+        raise ValueError(f"no study plan for preset {preset!r}; choose one of {sorted(STUDY_PLANS)}")
+    return STUDY_PLANS[preset]()
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ConditionResult:
+    condition: Condition
+    config: RunConfig
+    report: ExperimentReport
+    tuning: list[dict[str, Any]]
+    seconds: float
+
+
+def scarce_training_set(dataset: IntentDataset, per_label: int, seed: int = 0) -> IntentDataset:
+    """The first ``per_label`` training utterances of each label, in a seeded shuffled order."""
+    import random
+
+    order = list(range(len(dataset.train)))
+    random.Random(seed).shuffle(order)
+    taken: dict[int, int] = {}
+    keep = []
+    for i in order:
+        label = dataset.train.labels[i]
+        if taken.get(label, 0) < per_label:
+            taken[label] = taken.get(label, 0) + 1
+            keep.append(i)
+    keep.sort()
+    train = type(dataset.train)([dataset.train.texts[i] for i in keep], [dataset.train.labels[i] for i in keep])
+    return _with_train(dataset, train)
+
+
+def _with_train(dataset: IntentDataset, train) -> IntentDataset:
+    import dataclasses
+
+    return dataclasses.replace(dataset, train=train)
+
+
+def condition_config(base: RunConfig, condition: Condition, teacher_dir: Path, chosen: dict[str, Any]) -> RunConfig:
+    return base.replace(**{"data.dataset": condition.dataset, "teacher.finetuned": str(teacher_dir / "model"),
+                           "grid.strategies": condition.strategies, "grid.seeds": condition.seeds,
+                           **condition.overrides, **chosen})
+
+
+def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite: bool = False,
+                  chosen_by: dict[str, dict[str, Any]] | None = None, log=print) -> ConditionResult:
+    """Teacher (shared by the conditions of a data set), tuning on validation, then the grid."""
+    start = time.perf_counter()
+    teacher_config = base.replace(**{"data.dataset": condition.dataset})
+    slug = condition.dataset.replace(":", "-").replace("/", "-")
+    dataset = load_data(teacher_config)
+    teacher = train_teacher(teacher_config, out / "teachers" / slug, dataset=dataset, overwrite=overwrite)
+    students_data = scarce_training_set(dataset, condition.per_label) if condition.per_label else dataset
+    tuning, chosen = _tune(base, condition, out, teacher.directory, students_data, overwrite, chosen_by or {}, log)
+    config = condition_config(base, condition, teacher.directory, chosen)
+    log(f"{condition.name}: {condition.title} ({len(students_data.train)} training utterances, {chosen or 'no tuning'})")
+    report = run_experiment(config, out / "conditions" / condition.name, dataset=students_data, overwrite=overwrite)
+    return ConditionResult(condition, config, report, tuning, time.perf_counter() - start)
+
+
+def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log) -> tuple[list[dict], dict]:
+    """Each candidate once (``none``, seed 0), scored on validation; the best is used."""
+    if condition.tuned_like:
+        if condition.tuned_like not in chosen_by:
+            raise ValueError(f"{condition.name} reuses the setting tuned for {condition.tuned_like}: run "
+                             f"{condition.tuned_like} first (--conditions {condition.tuned_like} {condition.name})")
+        return [], dict(chosen_by[condition.tuned_like])
+    if not condition.candidates:
+        return [], {}
+    trials = []
+    for index, candidate in enumerate(condition.candidates):
+        probe = condition_config(base, condition, teacher_dir, candidate).replace(
+            **{"grid.strategies": ["none"], "grid.seeds": [0]})
+        report = run_experiment(probe, out / "tuning" / condition.name / str(index), dataset=dataset, overwrite=overwrite)
+        score = headline(report.runs[0]["validation"])
+        trials.append({"settings": candidate, "validation_headline": score})
+        log(f"  tuning {condition.name} {candidate}: validation {score:.4f}")
+    best = max(trials, key=lambda t: t["validation_headline"])
+    chosen_by[condition.name] = best["settings"]
+    return trials, dict(best["settings"])
+
+
+def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequence[str] | None = None,
+              overwrite: bool = False, log=print) -> dict[str, Any]:
+    """Run (or resume) the preset's study; writes results.json, study.md, forest.png and per-condition figures."""
+    out = Path(out_dir)
+    plan = study_plan(base.name)
+    if conditions:
+        unknown = sorted(set(conditions) - {c.name for c in plan})
+        if unknown:
+            raise ValueError(f"unknown condition(s) {unknown}; the {base.name} study has {[c.name for c in plan]}")
+        plan = [c for c in plan if c.name in conditions]
+    results = []
+    with RunStore(out, kind="study", settings={"preset": base.name}, overwrite=overwrite) as store:
+        previous = store.read_json("results.json") if store.exists("results.json") else {"conditions": {}}
+        chosen_by = {name: max(r["tuning"], key=lambda t: t["validation_headline"])["settings"]
+                     for name, r in previous["conditions"].items() if r["tuning"]}
+        for condition in plan:
+            result = run_condition(base, condition, out, overwrite=overwrite, chosen_by=chosen_by, log=log)
+            results.append(result)
+            previous["conditions"][condition.name] = condition_record(result)
+            store.write_json("results.json", previous)
+            atomic_copy(out / "conditions" / condition.name / "mappings.png", out / f"mappings_{condition.name}.png")
+        records = previous["conditions"]
+        atomic_write_text(store.path("study.md"), study_markdown(records))
+        _write_forest(records, store.path("forest.png"))
+    return previous
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics and reporting
+# ---------------------------------------------------------------------------------------------
+
+def metrics_of(runs: Sequence[dict[str, Any]]) -> list[str]:
+    keys = runs[0]["test"]
+    if "in_scope_accuracy" in keys and not math.isnan(keys.get("oos_recall", math.nan)):
+        return ["in_scope_accuracy", "oos_recall", "overall_accuracy"]
+    return ["accuracy", "macro_f1"]
+
+
+def condition_stats(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict[str, Any]:
+    """Per strategy: paired differences to ``none`` and to the best non-spectral strategy, per metric."""
+    metrics = metrics_of(runs)
+    head = metrics[0]
+    means = {s: _mean([r["test"][head] for r in runs if r["strategy"] == s]) for s in strategies}
+    baselines = [s for s in strategies if s not in SPECTRAL_STRATEGIES]
+    best_baseline = max(baselines, key=lambda s: means[s]) if baselines else None
+    table: dict[str, Any] = {"headline": head, "best_baseline": best_baseline, "strategies": {}}
+    for strategy in strategies:
+        row: dict[str, Any] = {"mean": {m: _mean([r["test"][m] for r in runs if r["strategy"] == strategy]) for m in metrics}}
+        for name, other in (("vs_none", "none"), ("vs_best_baseline", best_baseline)):
+            if other is None or other == strategy:
+                continue
+            row[name] = {m: paired_difference(*pair_by_seed(runs, strategy, other, m)).to_dict() for m in metrics}
+        table["strategies"][strategy] = row
+    return table
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def condition_record(result: ConditionResult) -> dict[str, Any]:
+    report = result.report
+    strategies = list(result.condition.strategies)
+    layers = {s: sorted({tuple(r["mapping"]["teacher_layers"]) for r in report.runs if r["strategy"] == s})
+              for s in strategies}
+    coinciding = {r["strategy"]: r["same_as"] for r in report.runs if r.get("same_as")}
+    return {"title": result.condition.title, "why": result.condition.why, "dataset": result.condition.dataset,
+            "per_label": result.condition.per_label, "seeds": list(result.condition.seeds),
+            "config": result.config.to_dict(), "tuning": result.tuning, "teacher_test": report.teacher_test,
+            "layers": {s: [list(t) for t in v] for s, v in layers.items()}, "same_as": coinciding,
+            "stats": condition_stats(report.runs, strategies), "runs": report.runs,
+            "seconds": result.seconds, "grid_seconds": report.seconds}
+
+
+def _fmt(diff: dict[str, Any] | None) -> str:
+    if not diff:
+        return "-"
+    if diff["n"] < 2:
+        return f"{100 * diff['mean']:+.2f}"
+    return f"{100 * diff['mean']:+.2f} [{100 * diff['low']:+.2f}, {100 * diff['high']:+.2f}]"
+
+
+def study_markdown(records: dict[str, dict[str, Any]]) -> str:
+    """One table per condition: paired differences (points) with 95% intervals, and the verdicts."""
+    parts = ["Paired differences in percentage points (student - comparison, same seed), mean [95% CI] "
+             "over seeds; MDE = smallest difference the design detects with 80% power. Strategies that "
+             "chose the same layers as another were trained once and are reported under both names."]
+    for name, record in records.items():
+        stats = record["stats"]
+        head = stats["headline"].replace("_", " ")
+        parts.append(f"\n### {name}: {record['title']}\n\n{record['why']}. Teacher test {head}: "
+                     f"{100 * record['teacher_test'][stats['headline']]:.2f}%. Seeds {record['seeds']}"
+                     f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}.\n")
+        parts.append(f"| strategy | teacher layers | {head} (%) | vs none | verdict | MDE | vs best baseline "
+                     f"(`{stats['best_baseline']}`) |\n|---|---|---|---|---|---|---|")
+        for strategy, row in stats["strategies"].items():
+            vs_none = (row.get("vs_none") or {}).get(stats["headline"])
+            vs_best = (row.get("vs_best_baseline") or {}).get(stats["headline"])
+            layers = " / ".join(",".join(map(str, t)) for t in record["layers"][strategy]) or "logits only"
+            same = f" (= {record['same_as'][strategy]})" if strategy in record["same_as"] else ""
+            mde = f"{100 * vs_none['mde']:.2f}" if vs_none and not math.isnan(vs_none["mde"]) else "-"
+            parts.append(f"| {strategy}{same} | {layers} | {100 * row['mean'][stats['headline']]:.2f} | {_fmt(vs_none)} | "
+                         f"{vs_none['verdict'] if vs_none else '-'} | {mde} | {_fmt(vs_best)} |")
+    return "\n".join(parts) + "\n"
+
+
+def _write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_forest, save_figure
+
+    rows = []
+    for name, record in records.items():
+        head = record["stats"]["headline"]
+        for strategy, row in record["stats"]["strategies"].items():
+            diff = (row.get("vs_none") or {}).get(head)
+            if diff:
+                rows.append((f"{name} {strategy}", diff["mean"], diff["low"], diff["high"]))
+    figure = plot_forest(rows, xlabel="difference to logits-only KD (points of the headline accuracy)")
+    save_figure(figure, path)
+    plt.close(figure)
+
+
+__all__ = ["Condition", "STUDY_PLANS", "study_plan", "run_study", "run_condition", "condition_stats",
+           "study_markdown", "scarce_training_set", "PairedDifference"]

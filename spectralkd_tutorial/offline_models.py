@@ -244,9 +244,8 @@ class ConcatenatedParts(io.RawIOBase):
             handle = self._files[index]
             handle.seek(self._pos - self._starts[index])
             count = handle.readinto(view[done:])
-            if not count:  # an empty part: move on to the next
-                self._pos = self._starts[index + 1] if index + 1 < len(self._starts) else self._size
-                continue
+            if not count:  # the part shrank since it was opened: stop (the zip reader then reports it)
+                break
             done += count
             self._pos += count
         return done

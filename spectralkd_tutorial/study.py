@@ -53,7 +53,9 @@ class Condition:
 
 
 def _workshop_plan() -> list[Condition]:
-    return [
+    """Cheapest and most telling first (scarce data, deeper compression, a narrow student), so that
+    a study stopped early has answered the questions the literature leaves open."""
+    conditions = [
         Condition("C1", "CLINC150 full, 6 -> 3 blocks copied from the teacher (the workshop grid)",
                   "the committed setting: an easy case", strategies=STUDY_STRATEGIES + ("reverse",)),
         Condition("C2", "deeper compression: 6 -> 2 blocks", "less capacity: does the choice of the two layers matter?",
@@ -75,6 +77,8 @@ def _workshop_plan() -> list[Condition]:
                              "loss.feature_loss": "spectral-projection"},
                   strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5"),
     ]
+    order = ("C3", "C2", "C5", "C5p", "C4", "C1")
+    return sorted(conditions, key=lambda c: order.index(c.name))
 
 
 def _quick_plan() -> list[Condition]:
@@ -199,7 +203,7 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             store.write_json("results.json", previous)
             atomic_copy(out / "conditions" / condition.name / "mappings.png", out / f"mappings_{condition.name}.png")
         records = previous["conditions"]
-        atomic_write_text(store.path("study.md"), study_markdown(records))
+        atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
         _write_forest(records, store.path("forest.png"))
     return previous
 
@@ -236,6 +240,32 @@ def condition_stats(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -
 def _mean(values: Sequence[float]) -> float:
     values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
+
+
+def study_conclusion(records: dict[str, dict[str, Any]]) -> str:
+    """A plain-language reading of the verdicts, condition by condition, that follows the numbers."""
+    lines = []
+    for name, record in records.items():
+        stats = record["stats"]
+        head = stats["headline"]
+        spectral = {s: row for s, row in stats["strategies"].items() if s in SPECTRAL_STRATEGIES}
+        parts = []
+        for strategy, row in spectral.items():
+            vs_none = (row.get("vs_none") or {}).get(head)
+            vs_best = (row.get("vs_best_baseline") or {}).get(head)
+            if not vs_none:
+                continue
+            text = f"`{strategy}` {vs_none['verdict']} vs logits-only ({_fmt(vs_none)} points)"
+            if vs_best and stats["best_baseline"] not in (None, "none"):
+                text += f", {vs_best['verdict']} vs `{stats['best_baseline']}` ({_fmt(vs_best)})"
+            parts.append(text)
+        others = [s for s, row in stats["strategies"].items() if s not in SPECTRAL_STRATEGIES and s != "none"
+                  and ((row.get("vs_none") or {}).get(head) or {}).get("verdict") in ("helps", "hurts")]
+        note = (f" Non-spectral choices that differ from logits-only: "
+                f"{', '.join(f'`{s}` ' + stats['strategies'][s]['vs_none'][head]['verdict'] for s in others)}."
+                if others else " No non-spectral choice differs detectably from logits-only either.")
+        lines.append(f"- **{name}** ({record['title']}): " + "; ".join(parts) + "." + note)
+    return "\n".join(lines)
 
 
 def condition_record(result: ConditionResult) -> dict[str, Any]:
@@ -302,4 +332,4 @@ def _write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 __all__ = ["Condition", "STUDY_PLANS", "study_plan", "run_study", "run_condition", "condition_stats",
-           "study_markdown", "scarce_training_set", "PairedDifference"]
+           "study_markdown", "study_conclusion", "scarce_training_set", "PairedDifference"]

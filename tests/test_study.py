@@ -1,0 +1,121 @@
+"""The study: coinciding strategies trained once, resume without retraining, scarce subsets, and
+statistics that agree with an independent recomputation (scipy's paired t interval)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from scipy import stats as scipy_stats
+
+from spectralkd_tutorial import steps
+from spectralkd_tutorial.core.training import fit
+from spectralkd_tutorial.data import embedded_intents
+from spectralkd_tutorial.presets import get_preset
+from spectralkd_tutorial.stats import pair_by_seed
+from spectralkd_tutorial.study import condition_stats, run_study, scarce_training_set, study_conclusion
+
+FAST = {"teacher.train.epochs": 3, "teacher.train.eval_each_epoch": False, "grid.dynamics_samples": 0,
+        "runtime.progress": False, "student.train.batch_size": 32}
+
+
+class CountingFit:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, model, tokenizer, dataset, train, **kwargs):
+        self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["seed"]))
+        return fit(model, tokenizer, dataset, train, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def toy_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    counter = CountingFit()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPECTRALKD_CACHE_DIR", str(root / "cache"))
+        mp.setattr(steps, "fit", counter)
+        record = run_study(get_preset("quick", **FAST), root / "study", log=lambda *a: None)
+    return root, record, counter
+
+
+def test_every_condition_strategy_and_seed_is_reported(toy_study):
+    _, record, _ = toy_study
+    assert list(record["conditions"]) == ["Q1", "Q2"]
+    for condition in record["conditions"].values():
+        cells = Counter((r["strategy"], r["seed"]) for r in condition["runs"])
+        assert set(cells) == {(s, seed) for s in condition["stats"]["strategies"] for seed in condition["seeds"]}
+        assert set(cells.values()) == {1}
+
+
+def test_coinciding_strategies_are_trained_once(toy_study):
+    _, record, counter = toy_study
+    for name, condition in record["conditions"].items():
+        trained = {(r["strategy"], r["seed"]) for r in condition["runs"] if not r.get("same_as")}
+        distinct = {(tuple(map(tuple, r["mapping"]["pairs"])), r["seed"]) for r in condition["runs"]}
+        assert len(trained) == len(distinct), name  # one training per distinct (layers, seed)
+        for r in condition["runs"]:
+            if r.get("same_as"):
+                twin = next(t for t in condition["runs"] if t["strategy"] == r["same_as"] and t["seed"] == r["seed"])
+                assert twin["mapping"]["pairs"] == r["mapping"]["pairs"] and twin["test"] == r["test"]
+    tuning_runs = sum(len(c["tuning"]) for c in record["conditions"].values())
+    trained_total = sum(1 for c in record["conditions"].values() for r in c["runs"] if not r.get("same_as"))
+    assert len(counter.calls) == trained_total + tuning_runs
+
+
+def test_statistics_match_scipy(toy_study):
+    _, record, _ = toy_study
+    for condition in record["conditions"].values():
+        stats = condition["stats"]
+        head = stats["headline"]
+        for strategy, row in stats["strategies"].items():
+            if "vs_none" not in row:
+                continue
+            a, b = pair_by_seed(condition["runs"], strategy, "none", head)
+            ours = row["vs_none"][head]
+            assert ours["n"] == len(condition["seeds"])
+            if len({x - y for x, y in zip(a, b)}) > 1:  # a zero-variance difference has no t interval
+                ref = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+                assert (ours["low"], ours["high"]) == pytest.approx((ref.low, ref.high))
+        recomputed = condition_stats(condition["runs"], list(stats["strategies"]))
+        assert json.dumps(recomputed, sort_keys=True) == json.dumps(stats, sort_keys=True)
+    text = study_conclusion(record["conditions"])
+    assert text.count("- **") == 2 and "`spectral-ends`" in text
+
+
+def test_tuning_happens_on_validation_and_is_recorded(toy_study):
+    _, record, _ = toy_study
+    q2 = record["conditions"]["Q2"]
+    assert [t["settings"] for t in q2["tuning"]] == [{"student.train.epochs": 1}, {"student.train.epochs": 2}]
+    best = max(q2["tuning"], key=lambda t: t["validation_headline"])["settings"]["student.train.epochs"]
+    assert q2["config"]["student"]["train"]["epochs"] == best
+
+
+def test_the_study_resumes_without_retraining(toy_study, monkeypatch):
+    root, record, _ = toy_study
+    counter = CountingFit()
+    monkeypatch.setenv("SPECTRALKD_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setattr(steps, "fit", counter)
+    again = run_study(get_preset("quick", **FAST), root / "study", log=lambda *a: None)
+    assert counter.calls == []
+    for name in record["conditions"]:
+        assert again["conditions"][name]["stats"] == record["conditions"][name]["stats"]
+    assert (root / "study" / "study.md").exists() and (root / "study" / "forest.png").stat().st_size > 1000
+
+
+def test_scarce_training_set_takes_n_per_label_and_keeps_the_rest():
+    full = embedded_intents()
+    scarce = scarce_training_set(full, 3, seed=1)
+    counts = Counter(scarce.train.labels)
+    assert set(counts.values()) == {3} and len(counts) == full.num_labels
+    pairs = set(zip(full.train.texts, full.train.labels))
+    assert all(pair in pairs for pair in zip(scarce.train.texts, scarce.train.labels))
+    assert scarce.test == full.test and scarce.validation == full.validation
+    assert scarce_training_set(full, 3, seed=1).train == scarce.train
+    assert scarce_training_set(full, 3, seed=2).train != scarce.train
+
+
+def test_unknown_condition_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown condition"):
+        run_study(get_preset("quick"), tmp_path, conditions=["C9"])

@@ -26,7 +26,7 @@ from .config import DataConfig, RunConfig
 from .core.batching import encode_split, text_batches
 from .core.device import resolve_device
 from .core.evaluation import evaluate
-from .core.run_store import RunStore
+from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
@@ -120,8 +120,7 @@ def train_teacher(config: RunConfig, out_dir: str | os.PathLike | None = None, *
     if out_dir is None:
         model, tokenizer = load_classifier(config.teacher.model, dataset.label_names, seed=seed)
         result = _fit_teacher(config, model, tokenizer, dataset, seed, None)
-        settings = teacher_settings(config, seed)
-        return TeacherResult(model, tokenizer, result.metrics, RunStore(".", kind="teacher", settings=settings).fingerprint,
+        return TeacherResult(model, tokenizer, result.metrics, fingerprint(teacher_settings(config, seed)),
                              seconds=result.seconds)
     with RunStore(out_dir, kind="teacher", settings=teacher_settings(config, seed), overwrite=overwrite) as store:
         if store.exists("metrics.json") and store.exists("model/config.json"):

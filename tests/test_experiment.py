@@ -355,3 +355,20 @@ def test_coinciding_strategies_and_history_rows(grid):
     assert [r["epoch"] for r in rows] == [1.0] and rows[0]["student"] == "s"
     assert rows[0]["feature"] > 0 and not math.isnan(rows[0]["val_headline"])
     assert rows[0]["loss"] == pytest.approx(run["history"][0]["train_loss"])
+
+
+def test_coinciding_strategies_are_trained_once_and_reported_under_both_names(teacher_setup, tmp_path):
+    """A 4-block student of the 4-block teacher: uniform, last and first all align blocks 1..4."""
+    dataset, teacher_dir, _ = teacher_setup
+    config = make_config(teacher_dir)
+    config.grid.strategies, config.grid.seeds = ("uniform", "last", "first"), (0, 1)
+    config.student.model = "layers:4"
+    spy = FitSpy()
+    report = run_with_spy(config, tmp_path / "grid", dataset, spy)
+    assert sorted(spy.cells) == [("uniform", 0), ("uniform", 1)]
+    by_key = {(r["strategy"], r["seed"]): r for r in report.runs}
+    for seed in (0, 1):
+        for twin in ("last", "first"):
+            assert by_key[(twin, seed)]["same_as"] == "uniform"
+            assert by_key[(twin, seed)]["test"] == by_key[("uniform", seed)]["test"]
+    assert len(report.runs) == 6

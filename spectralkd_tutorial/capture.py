@@ -6,7 +6,7 @@
 Hooks registered once cost less than asking the model for ``output_hidden_states=True`` on every
 call (transformers 5 records those through its own per-call machinery), which matters for the
 streaming profiler's overhead target. :func:`capture_supported` says whether a model has the
-``base_model.embeddings`` + block list layout (BERT, RoBERTa, ViT, DeiT); otherwise callers fall
+``base_model.embeddings`` + block list layout (BERT, RoBERTa, DistilBERT, DeBERTa-v2, ELECTRA, ViT, DeiT); otherwise callers fall
 back to ``output_hidden_states``.
 """
 
@@ -20,8 +20,11 @@ from .models import encoder_blocks
 
 
 def _embeddings(model: nn.Module) -> nn.Module | None:
+    """The module whose output is ``hidden_states[0]``: the embeddings, or ELECTRA's projection of
+    them to the hidden width (present when ``embedding_size != hidden_size``)."""
     base = getattr(model, "base_model", model)
-    return getattr(base, "embeddings", None)
+    project = getattr(base, "embeddings_project", None)
+    return project if isinstance(project, nn.Module) else getattr(base, "embeddings", None)
 
 
 def capture_supported(model: nn.Module) -> bool:

@@ -12,6 +12,8 @@ import argparse
 import json
 import math
 import os
+import re
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +32,41 @@ LOSS_FLAGS = {"feature_loss": "loss.feature_loss", "alpha": "loss.alpha", "tempe
               "student": "student.model", "student_init": "student.init"}
 RUNTIME_FLAGS = {"device": "runtime.device", "mixed_precision": "runtime.mixed_precision",
                  "samples": "analysis.samples"}
+CONFIG_KEYS = {**DATA_FLAGS, **LOSS_FLAGS, **RUNTIME_FLAGS, "teacher_base": "teacher.model"}
 TRAIN_FLAGS = ("epochs", "lr", "batch_size")
+PRESET_DEFAULT = re.compile(r"\(default: (the )?preset('s)?\)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every option's default: its value, or, for a setting the preset decides,
+    each preset's value (read from ``presets.py``, so the help cannot drift from it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        key = getattr(action, "config_key", None) or CONFIG_KEYS.get(action.dest)
+        if key and preset_values(key) == "None":
+            key = None  # unset in every preset: nothing to show
+        if key and action.default is None and (PRESET_DEFAULT.search(text) or "(default" not in text):
+            values = f"(default: the preset's: {preset_values(key)})"
+            return PRESET_DEFAULT.sub(values, text) if PRESET_DEFAULT.search(text) else f"{text} {values}"
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def preset_values(key: str) -> str:
+    """``"quick 4, workshop 1, full 4"`` (or one value when every preset agrees) of a dotted config key."""
+    from .presets import get_preset
+
+    values = {}
+    for name in PRESETS:
+        node: Any = get_preset(name).to_dict()
+        for part in key.split("."):
+            node = node[part]
+        values[name] = " ".join(map(str, node)) if isinstance(node, list) else str(node)
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{name} {value}" for name, value in values.items()).replace("%", "%%")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,7 +94,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
     parser.add_argument("--overwrite", action="store_true", help="discard a run with other settings in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16", "auto"], default=None)
+    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16", "auto"], default=None,
+                        help="GPU mixed precision: bf16, fp16, auto (bf16 where supported, else fp16) or no")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +105,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                             "Parquet file (split with --split-seed), or hf:ORG/NAME (default: the preset's)")
     group.add_argument("--data-dir", default=None, help="upstream files of the named sets (default: $SPECTRALKD_DATA_DIR, else the hub)")
     group.add_argument("--train-file", default=None, help="the user's training file (with --validation-file/--test-file)")
-    group.add_argument("--validation-file", default=None)
-    group.add_argument("--test-file", default=None)
+    group.add_argument("--validation-file", default=None, help="the user's validation file (with --train-file)")
+    group.add_argument("--test-file", default=None, help="the user's test file (with --train-file)")
     group.add_argument("--text-column", default=None, help="text column of the user's files (default: text)")
     group.add_argument("--label-column", default=None, help="label column of the user's files (default: label)")
     group.add_argument("--oos-label", default=None, help="the out-of-scope label: turns on in-scope accuracy / OOS recall")
@@ -79,9 +116,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser, role: str) -> None:
     group = parser.add_argument_group(f"{role} training")
-    group.add_argument("--epochs", type=_finite(float), default=None, help=f"{role} epochs (default: preset)")
-    group.add_argument("--lr", type=_finite(float), default=None, help=f"{role} learning rate (default: preset)")
-    group.add_argument("--batch-size", type=_finite(int), default=None, help=f"{role} batch size (default: preset)")
+    for flag, kind, what, key in (("--epochs", float, "epochs", "epochs"), ("--lr", float, "learning rate", "learning_rate"),
+                                  ("--batch-size", int, "batch size", "batch_size")):
+        action = group.add_argument(flag, type=_finite(kind), default=None, help=f"{role} {what} (default: preset)")
+        action.config_key = f"{role}.train.{key}"
     parser.set_defaults(role=role)
 
 
@@ -89,13 +127,17 @@ def _add_distillation_options(parser: argparse.ArgumentParser, *, grid: bool) ->
     group = parser.add_argument_group("distillation")
     group.add_argument("--teacher", default=None, help="a fine-tuned classifier (directory or hub name), used as is")
     group.add_argument("--teacher-base", default=None, help="a model to fine-tune first as the teacher (default: preset)")
-    group.add_argument("--student", default=None, help="layers:K (K blocks copied from the teacher) or a smaller model")
+    group.add_argument("--student", default=None, help="layers:K (K blocks copied from the teacher), random:KxH "
+                       "(K fresh blocks H wide) or a smaller pretrained model")
     group.add_argument("--student-init", default=None, help="strategy choosing the blocks a layers:K student copies")
     if grid:
         group.add_argument("--strategies", nargs="+", default=None, help="layer-selection strategies (default: preset)")
+        group.add_argument("--seeds", nargs="+", type=_finite(int), default=None, help="seeds (default: preset)")
     else:
-        group.add_argument("--strategy", default="spectral-ends", help="layer-selection strategy (default: spectral-ends)")
-    group.add_argument("--seeds", nargs="+", type=_finite(int), default=None, help="seeds (default: preset)")
+        group.add_argument("--strategy", default=None, help="layer-selection strategy choosing the teacher layers the "
+                           "student aligns with (default: the config's one strategy, else spectral-ends)")
+        group.add_argument("--seed", type=_finite(int), default=None, help="seed of the student's data order and "
+                           "dropout (default: the config's first seed, 0 in every preset)")
     group.add_argument("--feature-loss", default=None, help="spectral, mse, projection, spectral-projection, none")
     group.add_argument("--alpha", type=_finite(float), default=None, help="weight of KD vs CE (default: preset)")
     group.add_argument("--temperature", type=_finite(float), default=None, help="softmax temperature T")
@@ -133,6 +175,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
                   "batch_size": f"{role}.train.batch_size", "teacher_base": "teacher.model", "teacher": "teacher.finetuned"})
     if values.get("strategy") is not None:
         values = {**values, "strategies": [values["strategy"]]}
+    if values.get("seed") is not None:
+        values = {**values, "seeds": [values["seed"]]}
     overrides = {key: values[flag] for flag, key in table.items() if values.get(flag) is not None}
     if values.get("dataset") is not None and values.get("data_dir") is None and not _is_named_set(values["dataset"]):
         overrides["data.data_dir"] = None
@@ -312,16 +356,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import commands
+
     parser = argparse.ArgumentParser(prog="spectralkd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = HelpFormatter
 
     p = sub.add_parser("analyze", help="per-layer spectral intensities of a model (intensity.json/png)", formatter_class=defaults)
     _add_run_options(p)
     _add_data_options(p)
     p.add_argument("--model", default=None, help="hub name or local directory (default: the preset's teacher)")
-    p.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    p.add_argument("--split", default="validation", choices=["train", "validation", "test"],
+                   help="split whose utterances are profiled")
     p.add_argument("--samples", type=_finite(int), default=None, help="number of utterances/images (default: preset)")
     p.set_defaults(func=cmd_analyze)
 
@@ -356,20 +403,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", default=None, help="also copy results.json, study.md and the figures here (e.g. assets/study)")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("end-to-end", aliases=["distill"], help="chapter 5 end to end (use --preset full on a GPU)",
-                       formatter_class=defaults)
+    p = sub.add_parser("end-to-end", help="chapter 5 end to end (use --preset full on a GPU)", formatter_class=defaults)
     _add_run_options(p)
     _add_data_options(p)
     p.set_defaults(func=cmd_end_to_end)
 
+    commands.add_parsers(sub, defaults)
+
     p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=defaults)
-    p.add_argument("what", choices=["profiler", "distill", "teacher"])
+    p.add_argument("what", choices=["profiler", "distill", "teacher"],
+                   help="profiler: profiling overhead and memory; distill: spectral vs logits-only KD step time; "
+                        "teacher: seconds per fine-tuning step and epoch")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory")
-    p.add_argument("--samples", type=_finite(int), default=256)
-    p.add_argument("--steps", type=_finite(int), default=30)
-    p.add_argument("--repeats", type=_finite(int), default=3)
+    p.add_argument("--samples", type=_finite(int), default=256, help="profiler: utterances profiled")
+    p.add_argument("--steps", type=_finite(int), default=30, help="distill/teacher: timed training steps")
+    p.add_argument("--repeats", type=_finite(int), default=3, help="profiler/distill: repeats (the median is printed)")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -378,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. The project's own errors (and bad values, missing files, I/O faults) print one
     line and exit 2; a real bug keeps its traceback."""
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["spectralkd", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0)
     except (SpectralKDError, ValueError, FileNotFoundError) as error:

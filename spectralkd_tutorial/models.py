@@ -182,8 +182,8 @@ def encoder_blocks(model: nn.Module) -> nn.ModuleList:
         if isinstance(module, nn.ModuleList):
             return module
     raise TypeError(
-        f"cannot find the transformer blocks of {type(model).__name__}; supported: BERT, RoBERTa, ViT, DeiT "
-        "and models with base_model.encoder.layer"
+        f"cannot find the transformer blocks of {type(model).__name__}; supported: BERT (and MiniLM), RoBERTa, "
+        "DistilBERT, DeBERTa-v2, ELECTRA, MPNet, ViT, DeiT and models with base_model.encoder.layer"
     )
 
 
@@ -235,27 +235,46 @@ def student_from_config(teacher: nn.Module, *, num_layers: int, hidden_size: int
     if hidden_size is not None:
         config.hidden_size = hidden_size
         config.num_attention_heads = num_heads or max(1, hidden_size // 64)
-        config.intermediate_size = intermediate_size or 4 * hidden_size
+        # the feed-forward width is `intermediate_size` (BERT family) or `hidden_dim` (DistilBERT)
+        setattr(config, "hidden_dim" if config.model_type == "distilbert" else "intermediate_size",
+                intermediate_size or 4 * hidden_size)
+        if getattr(config, "pooler_hidden_size", None) is not None:  # DeBERTa's pooler reads the last block
+            config.pooler_hidden_size = hidden_size
     torch.manual_seed(seed)
     return type(teacher)(config)
 
 
+def _latency_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> list[dict]:
+    return [dict(tokenizer(list(texts[i : i + batch_size]), truncation=True, max_length=max_length, padding=True,
+                           return_tensors="pt"))
+            for i in range(0, len(texts), batch_size)]
+
+
 @torch.no_grad()
 def measure_latency(model: nn.Module, tokenizer, texts: Sequence[str], *, repeats: int = 3,
-                    max_length: int = 64, device: str | torch.device | None = None) -> float:
-    """Median milliseconds per query (batch size 1) on ``device`` (default: the model's)."""
+                    max_length: int = 64, device: str | torch.device | None = None, batch_size: int = 1,
+                    warmup: int = 1) -> float:
+    """Median milliseconds per query at ``batch_size`` on ``device`` (default: the model's).
+
+    ``warmup`` untimed passes over ``texts`` first (allocator, kernel selection), then ``repeats``
+    timed passes; each pass's time is divided by the number of texts, and the median pass is returned.
+    A batch is padded to its own longest text, as a server batching queries would.
+    """
+    if repeats < 1 or batch_size < 1 or not texts:
+        raise ValueError("measure_latency needs texts, repeats >= 1 and batch_size >= 1")
     model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    encoded = [tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt") for text in texts]
+    batches = _latency_batches(tokenizer, texts, batch_size, max_length)
     timings = []
-    for _ in range(repeats):
+    for run in range(warmup + repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for batch in encoded:
+        for batch in batches:
             model(**{k: v.to(device) for k, v in batch.items()})
         if device.type == "cuda":
             torch.cuda.synchronize()
-        timings.append((time.perf_counter() - start) * 1000 / max(1, len(encoded)))
+        if run >= warmup:
+            timings.append((time.perf_counter() - start) * 1000 / len(texts))
     timings.sort()
     return timings[len(timings) // 2]

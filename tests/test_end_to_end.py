@@ -1,5 +1,5 @@
 """Chapter 5 end to end: tiny RoBERTa checkpoints loaded with from_pretrained, every loss, save/reload,
-the resumable run on the shared steps, and ``spectralkd distill`` through ``cli.main``.
+the resumable run on the shared steps, and ``spectralkd end-to-end`` through ``cli.main``.
 
 References are independent of the code under test: the one-step feature losses are recomputed with
 numpy (channel pooling by explicit windows, ``numpy.fft.rfft``), and saved students are re-scored
@@ -219,7 +219,7 @@ def test_blog_comparison_and_layer_formatting():
 
 
 # --------------------------------------------------------------------------------------------
-# The pipeline: `spectralkd distill --preset quick` through cli.main, then resume
+# The pipeline: `spectralkd end-to-end --preset quick` through cli.main, then resume
 # --------------------------------------------------------------------------------------------
 
 REDUCED_RUNS = ("tiny-4x48-spectral", "tiny-4x48-spectral-proj", "tiny-2x48-logits", "from-teacher-2-spectral")
@@ -239,7 +239,7 @@ def test_cli_distill_quick_writes_summary_and_model_card_then_resumes(tmp_path, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # keep cli._setup_threads from raising the thread count
     monkeypatch.setitem(end_to_end.PLANS, "quick", PLANS["quick"].with_runs(REDUCED_RUNS))
     out = tmp_path / "run"
-    assert cli.main(["distill", "--preset", "quick", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["end-to-end", "--preset", "quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "# Model card" in printed
 

@@ -35,6 +35,21 @@ def predict(model: nn.Module, tokenizer, texts: Sequence[str], *, batch_size: in
     return predict_encoded(model, encode_split(tokenizer, split, max_length), batch_size, tokenizer.pad_token_id, device)
 
 
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, tokenizer, texts: Sequence[str], *, batch_size: int = 256,
+                          max_length: int = 64, device: str | torch.device | None = None) -> Tensor:
+    """Softmax class probabilities ``(len(texts), num_labels)`` for ``texts``, in their order."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    encoded = encode_split(tokenizer, IntentSplit(list(texts), [0] * len(texts)), max_length)
+    probabilities = torch.empty(len(encoded), model.config.num_labels)
+    for indices, batch in eval_batches(encoded, batch_size, tokenizer.pad_token_id):
+        probabilities[indices] = model(**model_inputs(batch, device)).logits.float().softmax(-1).cpu()
+    model.train(was_training)
+    return probabilities
+
+
 def evaluate(model: nn.Module, tokenizer, dataset: IntentDataset, split: str = "test", *, batch_size: int = 256,
              max_length: int = 64, device: str | torch.device | None = None) -> dict[str, float]:
     """Metrics of ``model`` on ``dataset.<split>``."""

@@ -1,0 +1,221 @@
+"""``spectralkd distill``: from a teacher to a smaller student one can ship, in one call.
+
+    teacher (``teacher.finetuned`` used as is, or ``teacher.model`` fine-tuned into OUT/teacher)
+    -> its spectral profile (OUT/teacher_intensity.json/png)
+    -> the strategy's layer mapping (default ``spectral-ends``)
+    -> the student: ``layers:K`` (K teacher blocks copied), ``random:KxH``, or a smaller pretrained
+       model (its head made for the teacher's labels; it must tokenize like the teacher)
+    -> distillation (OUT/student: checkpoints; an interrupted run resumes)
+    -> OUT/model (``save_pretrained``: safetensors, tokenizer, label names; loads with
+       ``transformers.pipeline("text-classification", model=OUT/model)``)
+    -> OUT/metrics.json, the model card OUT/model/README.md (= OUT/model_card.md), OUT/config.toml
+
+One student per call: the config's strategy when it names exactly one (else ``spectral-ends``) and
+its first seed; the written ``config.toml`` holds those, so ``--config OUT/config.toml`` reruns it.
+
+    from spectralkd_tutorial import get_preset
+    from spectralkd_tutorial.distill import distill
+    result = distill(get_preset("quick", student__model="layers:3"), "runs/mine")
+    result.record["retained"], result.model_dir
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .config import RunConfig, to_toml
+from .core.device import resolve_device
+from .core.run_store import RunStore
+from .data import IntentDataset
+from .end_to_end.report import describe_device
+from .errors import UsageError
+from .experiment import teacher_profile
+from .inference import has_label_names, label_names
+from .io import atomic_write_text, save_pretrained_atomic
+from .losses import check_tokenizers_compatible
+from .metrics import headline
+from .model_card import disk_size, latency_profile, model_card_markdown, retained
+from .models import count_parameters, hidden_width, load_classifier, load_model_dir, model_directory, num_blocks
+from .selection import LayerMapping
+from .steps import (TeacherResult, build_student, choose_layers, data_settings, distil_student, load_data,
+                    train_teacher)
+
+DEFAULT_STRATEGY = "spectral-ends"
+TOKENIZER_SAMPLES = 64
+
+__all__ = ["DEFAULT_STRATEGY", "DistillResult", "distill", "single_run_config", "make_student"]
+
+
+@dataclass
+class DistillResult:
+    """A finished ``distill`` run: its directory, the record (``metrics.json``), the card, the student."""
+
+    directory: Path
+    record: dict[str, Any]
+    card: str
+    student: nn.Module
+    tokenizer: Any
+
+    @property
+    def model_dir(self) -> Path:
+        return self.directory / "model"
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self.record["student"]["metrics"]["test"]
+
+
+def single_run_config(config: RunConfig) -> RunConfig:
+    """``config`` narrowed to one student: its single strategy (else ``spectral-ends``), its first seed."""
+    strategies = list(config.grid.strategies) if len(config.grid.strategies) == 1 else [DEFAULT_STRATEGY]
+    return config.replace(**{"grid.strategies": strategies, "grid.seeds": [config.grid.seeds[0]]})
+
+
+def distill_settings(config: RunConfig, teacher_fingerprint: str) -> dict[str, Any]:
+    """What the student in OUT depends on (not where files lie, not progress bars)."""
+    return {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
+            "loss": asdict(config.loss), "strategy": config.grid.strategies[0], "seed": config.grid.seeds[0],
+            "analysis": asdict(config.analysis), "mixed_precision": config.runtime.mixed_precision}
+
+
+def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
+            overwrite: bool = False, command: str | None = None, latency_repeats: int = 5,
+            latency_queries: int = 64) -> DistillResult:
+    """Distil the configured teacher into the configured student and write a model one can ship.
+
+    Running it again on the same ``out_dir`` with the same settings returns the finished run (or
+    resumes an interrupted one); other settings are refused unless ``overwrite``.
+    """
+    config = single_run_config(config)
+    out = Path(out_dir)
+    dataset = dataset or load_data(config)
+    teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
+    source = str(config.teacher.finetuned or config.teacher.model)
+    check_teacher_labels(teacher.model, dataset, source)
+    with RunStore(out, kind="distill", settings=distill_settings(config, teacher.fingerprint),
+                  overwrite=overwrite) as store:
+        config_toml = to_toml(config)
+        atomic_write_text(store.path("config.toml"), config_toml)
+        if store.exists("metrics.json") and store.exists("model/config.json") and store.exists("model_card.md"):
+            student, tokenizer = load_model_dir(store.path("model"))
+            return DistillResult(out, store.read_json("metrics.json"), store.path("model_card.md").read_text(),
+                                 student, tokenizer)
+        seed, strategy = config.grid.seeds[0], config.grid.strategies[0]
+        profile = teacher_profile(store, teacher, dataset, config)
+        student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed)
+        mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed)
+        child = store.child("student", kind="student", settings={"distill": store.fingerprint,
+                                                                 "pairs": [list(p) for p in mapping.pairs]})
+        with child:
+            trained = distil_student(config.replace(**{"grid.dynamics_samples": 0}), teacher.model, tokenizer, dataset,
+                                     student, mapping, seed=seed, store=child, description="student")
+            model_dir = ship_student(student, tokenizer, dataset, config.data.max_length, store.path("model"))
+            record = build_record(config, dataset, teacher, source, trained, mapping, init, model_dir,
+                                  command=command, latency=dict(repeats=latency_repeats, queries=latency_queries))
+            card = model_card_markdown(record, config_toml)
+            atomic_write_text(model_dir / "README.md", card)
+            atomic_write_text(store.path("model_card.md"), card)
+            store.write_json("metrics.json", record)
+            child.remove_checkpoint()
+    return DistillResult(out, record, card, student, tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# the student
+# ---------------------------------------------------------------------------------------------
+
+def make_student(config: RunConfig, teacher: TeacherResult, dataset: IntentDataset, intensities, *,
+                 seed: int = 0) -> tuple[nn.Module, Any, LayerMapping | None]:
+    """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher, or a
+    smaller pretrained model whose classifier head is made for the data's labels."""
+    if config.student.num_layers is not None:
+        student, init = build_student(config, teacher.model, intensities)
+        return student, teacher.tokenizer, init
+    student, tokenizer = load_classifier(config.student.model, dataset.label_names, seed=seed)
+    check_same_tokenizer(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES], config.student.model)
+    return student, teacher.tokenizer, None
+
+
+def check_same_tokenizer(teacher_tokenizer, student_tokenizer, texts, name: str) -> None:
+    """A pretrained student must turn every text into the teacher's token ids (for now)."""
+    texts = list(texts)
+    if teacher_tokenizer(texts)["input_ids"] == student_tokenizer(texts)["input_ids"]:
+        return
+    note = (f"student {name!r} does not tokenize like the teacher. For now `distill` needs a student that "
+            "shares the teacher's tokenizer (a path for other tokenizers is planned): use layers:K or random:KxH, "
+            "or a smaller model of the teacher's family")
+    try:
+        check_tokenizers_compatible(teacher_tokenizer, student_tokenizer, texts)
+    except ValueError as error:
+        raise UsageError(f"{note}.\n{error}") from error
+    raise UsageError(f"{note}: its tokens are the teacher's but numbered with other ids.")
+
+
+def check_teacher_labels(model: nn.Module, dataset: IntentDataset, name: str) -> None:
+    """A teacher with label names must list the data's labels in the data's order."""
+    names = label_names(model)
+    if has_label_names(model) and names != list(dataset.label_names):
+        differ = next(i for i, (a, b) in enumerate(zip(names, dataset.label_names)) if a != b)
+        raise ValueError(f"teacher {name} labels differ from {dataset.name}'s: class {differ} is {names[differ]!r} "
+                         f"in the teacher but {dataset.label_names[differ]!r} in the data; use the data (and "
+                         "--oos-label/--label-column) the teacher was fine-tuned with")
+
+
+def ship_student(student: nn.Module, tokenizer, dataset: IntentDataset, max_length: int,
+                 directory: Path) -> Path:
+    """``save_pretrained`` with the data's label names and the tokens per query it was trained with."""
+    student.config.id2label = dict(enumerate(dataset.label_names))
+    student.config.label2id = {label: i for i, label in enumerate(dataset.label_names)}
+    previous = tokenizer.model_max_length
+    tokenizer.model_max_length = max_length
+    try:
+        return save_pretrained_atomic(student, tokenizer, directory)
+    finally:
+        tokenizer.model_max_length = previous
+
+
+# ---------------------------------------------------------------------------------------------
+# the record
+# ---------------------------------------------------------------------------------------------
+
+def model_entry(model: nn.Module, tokenizer, metrics: dict, directory: Path | None, texts, *, device,
+                max_length: int, latency: dict[str, int]) -> dict[str, Any]:
+    sizes = disk_size(directory) if directory is not None else {"total_bytes": None, "weights_bytes": None}
+    return {"blocks": num_blocks(model), "width": hidden_width(model), "parameters": count_parameters(model),
+            **sizes, "metrics": metrics,
+            "latency_ms": latency_profile(model, tokenizer, texts, device=device, max_length=max_length, **latency)}
+
+
+def build_record(config: RunConfig, dataset: IntentDataset, teacher: TeacherResult, source: str, trained,
+                 mapping: LayerMapping, init: LayerMapping | None, model_dir: Path, *, command: str | None,
+                 latency: dict[str, int]) -> dict[str, Any]:
+    """What ``metrics.json`` holds and the model card is written from."""
+    device = resolve_device(config.runtime.device)
+    texts, length = dataset.test.texts, config.data.max_length
+    teacher_dir = model_directory(teacher.directory) if teacher.directory is not None else None
+    teacher_entry = {"source": source, **model_entry(teacher.model, teacher.tokenizer, teacher.metrics, teacher_dir,
+                                                     texts, device=device, max_length=length, latency=latency)}
+    student_entry = {"model": config.student.model, "init": config.student.init,
+                     "init_layers": init.teacher_layers if init is not None else None,
+                     **model_entry(trained.model, teacher.tokenizer, trained.metrics, model_dir, texts, device=device,
+                                   max_length=length, latency=latency)}
+    test = student_entry["metrics"]["test"]
+    return {
+        "name": f"{student_entry['blocks']}-block student of {source} ({dataset.name})",
+        "model_dir": str(model_dir), "command": command or "spectralkd_tutorial.distill.distill(config, out_dir)",
+        "dataset": dataset.summary(),
+        "headline_metric": "in_scope_accuracy" if "in_scope_accuracy" in test else "accuracy",
+        "teacher": teacher_entry, "student": student_entry,
+        "retained": retained(test, teacher.test), "student_headline": headline(test),
+        "mapping": {**mapping.to_dict(), "teacher_layers": mapping.teacher_layers,
+                    "student_layers": mapping.student_layers},
+        "loss": asdict(config.loss), "train": asdict(config.student.train), "seed": config.grid.seeds[0],
+        "max_length": length, "device": describe_device(device), "seconds": trained.seconds,
+        "history": trained.history,
+    }
+

@@ -55,12 +55,14 @@ REQUIRED = {
     "check_curve_shape": dict(intensities=[0.1, 0.5, 0.2]),
     "check_spectral_ends": dict(intensities=[1.0, 0.5, 0.2, 0.9], num_student_layers=2),
     "check_masked_signature": dict(amplitudes=[[1.0, 2.0]], mask=[[1, 0]]),
+    "check_paired_sd": dict(a=[0.9, 0.8, 0.85], b=[0.88, 0.79, 0.86]),
+    "check_verdict": dict(low=-0.1, high=0.2),
 }
 
 
 def test_every_chapter_has_checkers():
-    assert len(CHECKERS) == 15
-    for chapter in range(1, 6):
+    assert len(CHECKERS) == 18
+    for chapter in range(1, 7):
         module = next(m for m in ex.__dict__.values()
                       if getattr(m, "__name__", "").startswith(f"spectralkd_tutorial.exercises.ch{chapter}_"))
         assert 2 <= len([n for n in module.__all__ if n.startswith("check_")]) <= 4
@@ -410,3 +412,41 @@ def test_exercise_cells_run_unanswered_and_accept_their_solutions(notebook):
         exec(_solution_code(solution.source), namespace)
         answered = _run(cell.source.replace("answer = None", "pass  # answer from the solution"), namespace)
         assert answered.correct is True, f"{cell.source}\n-> {answered.message}"
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 6
+# --------------------------------------------------------------------------------------------
+
+def test_paired_sd():
+    a, b = [0.9413, 0.9302, 0.9521], [0.9380, 0.9251, 0.9507]
+    diffs = np.array(a) - np.array(b)
+    truth = float(np.std(diffs, ddof=1))  # independent: NumPy
+    check = lambda answer: ex.check_paired_sd(answer, a=a, b=b)
+    assert_correct(check(truth))
+    assert_hint(check(float(np.std(diffs))), "n - 1", f"{truth:.4g}")
+    assert_hint(check(float(np.std(a, ddof=1))), "spread of one strategy", f"{truth:.4g}")
+    assert_hint(check(-truth), "never negative", f"{truth:.4g}")
+
+
+@pytest.mark.parametrize("low, high, truth", [(0.1, 0.4, "helps"), (-0.5, -0.2, "hurts"),
+                                              (-0.12, 0.31, "no difference detectable")])
+def test_verdict(low, high, truth):
+    assert_correct(ex.check_verdict(truth, low=low, high=high))
+    for other in {"helps", "hurts", "no difference detectable"} - {truth}:
+        feedback = ex.check_verdict(other, low=low, high=high)
+        assert feedback.correct is False and truth not in feedback.message.replace(other, "")
+    assert_hint(ex.check_verdict("maybe", low=low, high=high), "one of")
+
+
+def test_seeds_for_half_mde():
+    from scipy.stats import t
+
+    def factor(n):  # independent: scipy directly
+        return (t.ppf(0.975, n - 1) + t.ppf(0.8, n - 1)) / math.sqrt(n)
+
+    truth = next(n for n in range(4, 100) if factor(n) <= factor(3) / 2)
+    assert_correct(ex.check_seeds_for_half_mde(truth, seeds=3))
+    assert_hint(ex.check_seeds_for_half_mde(12, seeds=3), "four times the seeds", str(truth))
+    assert_hint(ex.check_seeds_for_half_mde(truth - 1, seeds=3), "still more than half", str(truth))
+    assert_hint(ex.check_seeds_for_half_mde(2, seeds=3), "not smaller", str(truth))

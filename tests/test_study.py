@@ -25,7 +25,8 @@ class CountingFit:
         self.calls: list[tuple[str, int]] = []
 
     def __call__(self, model, tokenizer, dataset, train, **kwargs):
-        self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["seed"]))
+        if kwargs.get("distillation") is not None:  # students (the teacher's fine-tuning is not counted)
+            self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["seed"]))
         return fit(model, tokenizer, dataset, train, **kwargs)
 
 

@@ -11,6 +11,7 @@ The last expression of a notebook cell displays it; ``bool(feedback)`` is True o
     chapter 3  check_spectral_ends, check_uniform_layers, check_masked_signature
     chapter 4  check_parseval_weight, check_dc_error_weight, check_kd_factor
     chapter 5  check_pool_window, check_projection_parameters, check_parameter_ratio
+    chapter 6  check_paired_sd, check_verdict, check_seeds_for_half_mde
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .ch2_vision import check_curve_shape, check_hottest_layer, check_token_coun
 from .ch3_text import check_masked_signature, check_spectral_ends, check_uniform_layers
 from .ch4_distillation import check_dc_error_weight, check_kd_factor, check_parseval_weight
 from .ch5_end_to_end import ROBERTA_LARGE, check_parameter_ratio, check_pool_window, check_projection_parameters
+from .ch6_study import check_paired_sd, check_seeds_for_half_mde, check_verdict
 
 __all__ = [
     "Feedback",
@@ -40,5 +42,8 @@ __all__ = [
     "check_pool_window",
     "check_projection_parameters",
     "check_parameter_ratio",
+    "check_paired_sd",
+    "check_verdict",
+    "check_seeds_for_half_mde",
     "ROBERTA_LARGE",
 ]

@@ -31,7 +31,9 @@ LOSS_FLAGS = {"feature_loss": "loss.feature_loss", "alpha": "loss.alpha", "tempe
               "beta": "loss.beta", "strategies": "grid.strategies", "seeds": "grid.seeds",
               "student": "student.model", "student_init": "student.init"}
 RUNTIME_FLAGS = {"device": "runtime.device", "mixed_precision": "runtime.mixed_precision",
-                 "samples": "analysis.samples"}
+                 "samples": "analysis.samples", "report_to": "runtime.report_to",
+                 "teacher_cache": "runtime.teacher_cache", "teacher_cache_dtype": "runtime.teacher_cache_dtype",
+                 "teacher_cache_budget": "runtime.teacher_cache_budget"}
 CONFIG_KEYS = {**DATA_FLAGS, **LOSS_FLAGS, **RUNTIME_FLAGS, "teacher_base": "teacher.model"}
 TRAIN_FLAGS = ("epochs", "lr", "batch_size")
 PRESET_DEFAULT = re.compile(r"\(default: (the )?preset('s)?\)")
@@ -96,6 +98,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16", "auto"], default=None,
                         help="GPU mixed precision: bf16, fp16, auto (bf16 where supported, else fp16) or no")
+    parser.add_argument("--report-to", choices=["none", "tensorboard"], default=None,
+                        help="also log losses, learning rate, metrics and layer intensities to OUT/.../tensorboard")
+    parser.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default=None,
+                        help="where the grid keeps the teacher's outputs (auto: on disk under --out; off: run it online)")
+    parser.add_argument("--teacher-cache-dtype", choices=["float16", "bfloat16", "float32"], default=None)
+    parser.add_argument("--teacher-cache-budget", type=_finite(float), default=None, metavar="GB",
+                        help="largest teacher cache; above it the teacher runs online (default: half the free RAM)")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -199,8 +208,10 @@ def _warn_ignored(config, args: argparse.Namespace) -> None:
 def _setup_threads() -> None:
     import torch
 
+    from .core.distributed import local_processes
+
     if not torch.cuda.is_available() and os.environ.get("OMP_NUM_THREADS") is None:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes()))  # the processes share the cores
 
 
 def _write_config(config, out: str | os.PathLike) -> Path:
@@ -427,10 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. The project's own errors (and bad values, missing files, I/O faults) print one
     line and exit 2; a real bug keeps its traceback."""
+    import contextlib
+
+    from .core.distributed import is_main_process
+
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["spectralkd", *(sys.argv[1:] if argv is None else argv)])
+    quiet = contextlib.nullcontext() if is_main_process() else contextlib.redirect_stdout(open(os.devnull, "w"))
     try:
-        return int(args.func(args) or 0)
+        with quiet:  # under a launcher only the main process prints (errors still reach stderr)
+            return int(args.func(args) or 0)
     except (SpectralKDError, ValueError, FileNotFoundError) as error:
         print(f"spectralkd {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -27,6 +27,9 @@ from .core.validated import Validated, require_finite
 from .losses import DistillationLossConfig
 
 MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
+REPORT_TO = ("none", "tensorboard")
+TEACHER_CACHE = ("auto", "memory", "disk", "off")
+TEACHER_CACHE_DTYPES = ("float16", "bfloat16", "float32")
 
 
 @dataclass
@@ -176,13 +179,26 @@ class GridConfig(Validated):
 
 @dataclass
 class RuntimeConfig(Validated):
-    device: str = "auto"
+    """Where and how a run executes; none of it changes what a run computes beyond rounding (only
+    ``mixed_precision`` is part of a run directory's fingerprint)."""
+
+    device: str = "auto"  # one process: auto | cpu | cuda | cuda:N (a launcher places each process itself)
     mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the GPU has it, else fp16)
     progress: bool = True
+    report_to: str = "none"  # none | tensorboard (accelerate's trackers, in <run>/tensorboard)
+    teacher_cache: str = "auto"  # auto (disk under the run directory, else memory) | memory | disk | off (online)
+    teacher_cache_dtype: str = "float16"  # float16 | bfloat16 | float32
+    teacher_cache_budget: float | None = None  # GB; None: half the available RAM (memory) / the free disk (disk)
 
     def validate(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}; choose one of {MIXED_PRECISION}")
+        for name, allowed in (("report_to", REPORT_TO), ("teacher_cache", TEACHER_CACHE),
+                              ("teacher_cache_dtype", TEACHER_CACHE_DTYPES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.teacher_cache_budget is not None:
+            require_finite("teacher_cache_budget", self.teacher_cache_budget, minimum=0.0)
 
 
 @dataclass

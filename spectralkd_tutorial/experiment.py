@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import RunConfig
+from .core.distributed import is_main_process
 from .core.run_store import RunStore
+from .core.teacher_cache import TeacherCache
 from .data import IntentDataset
 from .io import atomic_write_text
 from .metrics import headline
@@ -164,8 +166,9 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
         table, verdict = markdown_table(rows, teacher.test), conclusion(rows)
         store.write_json("results.json", {**grid.common(), "runs": grid.runs, "summary": rows, "table_markdown": table,
                                           "conclusion": verdict, "seconds_total_this_call": time.perf_counter() - start})
-        atomic_write_text(store.path("results.md"), f"{grid.header()}\n\n{table}\n\n{verdict}\n")
-        write_grid_figures(store, rows, selected, teacher.test, profile, dataset, config, grid.mappings)
+        if is_main_process():
+            atomic_write_text(store.path("results.md"), f"{grid.header()}\n\n{table}\n\n{verdict}\n")
+            write_grid_figures(store, rows, selected, teacher.test, profile, dataset, config, grid.mappings)
     return ExperimentReport(selected, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
 
 
@@ -195,7 +198,8 @@ class Grid:
         self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
         previous = store.read_json("results.json") if store.exists("results.json") else {}
         self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
-        self.cache = None
+        self.cache: TeacherCache | None = None
+        self.cache_ready = False
 
     def mapping(self, strategy: str, seed: int) -> LayerMapping:
         if strategy == "random":
@@ -218,10 +222,13 @@ class Grid:
             print(f"  {strategy:14s} seed {seed}: test {headline(record['test']):.4f}{note}", flush=True)
 
     def train(self, strategy: str, seed: int, mapping: LayerMapping, description: str) -> dict[str, Any]:
-        if self.cache is None:
+        if not self.cache_ready:  # built once (or reused from the directory); None: the teacher runs online
             needed = sorted({t for m in self.mappings.values() for t in m.teacher_layers}
                             | ({*range(1, self.total + 1)} if "random" in self.config.grid.strategies else set()))
-            self.cache = build_teacher_cache(self.teacher.model, self.teacher.tokenizer, self.dataset, needed, self.config)
+            self.cache = build_teacher_cache(self.teacher.model, self.teacher.tokenizer, self.dataset, needed, self.config,
+                                             directory=self.store.root,
+                                             source=f"{self.teacher.fingerprint}:{self.config.data.max_length}")
+            self.cache_ready = True
         student = copy.deepcopy(self.initial_student)
         run_store = self.store.child(f"runs/{strategy}-seed{seed}", kind="student",
                                      settings={"grid": self.store.fingerprint, "seed": seed,

@@ -25,9 +25,10 @@ from torch import nn
 from .config import DataConfig, RunConfig
 from .core.batching import encode_split, text_batches
 from .core.device import resolve_device
+from .core.distributed import is_main_process
 from .core.evaluation import evaluate
 from .core.run_store import RunStore, fingerprint
-from .core.teacher_cache import TeacherCache
+from .core.teacher_cache import TeacherCache, prepare_cache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
 from .models import (load_classifier, load_model_dir, model_directory, num_blocks, student_from_config,
@@ -180,13 +181,15 @@ def profile_with_config(model: nn.Module, tokenizer, dataset: IntentDataset, con
 
 def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem: str = "intensity",
                   highlight: Sequence[int] = ()) -> tuple[Path, Path]:
-    """``<stem>.json`` and ``<stem>.png`` in ``out_dir`` (both written atomically)."""
+    """``<stem>.json`` and ``<stem>.png`` in ``out_dir`` (both written atomically, by the main process)."""
     import matplotlib.pyplot as plt
 
     from .io import atomic_write_json
     from .viz import plot_intensity, save_figure
 
     out = Path(out_dir)
+    if not is_main_process():
+        return out / f"{stem}.json", out / f"{stem}.png"
     json_path = atomic_write_json(out / f"{stem}.json", profile.to_dict())
     figure = plot_intensity(profile, highlight=highlight)
     png_path = Path(save_figure(figure, out / f"{stem}.png"))
@@ -256,7 +259,14 @@ def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: In
 
 
 def build_teacher_cache(teacher: nn.Module, tokenizer, dataset: IntentDataset, layers: Sequence[int],
-                        config: RunConfig) -> TeacherCache:
-    """The frozen teacher's outputs over the training split, for every run of a grid."""
+                        config: RunConfig, *, directory: str | os.PathLike | None = None,
+                        source: str = "") -> TeacherCache | None:
+    """The frozen teacher's outputs over the training split, for every run of a grid, stored as
+    ``config.runtime`` says (``teacher_cache``, ``teacher_cache_dtype``, ``teacher_cache_budget``);
+    ``directory``: the run directory a disk cache goes under (reused when built from ``source``).
+    ``None`` when the cache would exceed its budget (or is off): the teacher then runs online."""
+    runtime = config.runtime
     encoded = encode_split(tokenizer, dataset.train, config.data.max_length)
-    return TeacherCache.build(teacher, encoded, layers, tokenizer.pad_token_id, progress=config.runtime.progress)
+    return prepare_cache(teacher, encoded, layers, tokenizer.pad_token_id, storage=runtime.teacher_cache,
+                         dtype=runtime.teacher_cache_dtype, budget_gb=runtime.teacher_cache_budget, directory=directory,
+                         source=source, progress=runtime.progress)

@@ -224,7 +224,10 @@ def tiny_checkpoint(
     )
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     out = Path(root or cache_dir()) / f"tiny-{model_type}-{num_layers}x{hidden_size}-{key}"
-    if not (out / "config.json").exists() or not (out / "tokenizer.json").exists():
+
+    def build() -> None:
+        if (out / "config.json").exists() and (out / "tokenizer.json").exists():
+            return
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         build_tiny_checkpoint(
             tmp, model_type, num_labels=num_labels, label_names=label_names, num_layers=num_layers,
@@ -236,6 +239,11 @@ def tiny_checkpoint(
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
+
+    from .core.distributed import on_main
+
+    # under a launcher the main process builds it (transformers writes weights on rank 0 only), the others wait
+    on_main(build)
     return out
 
 

@@ -1,40 +1,29 @@
 """The optimizer step every training loop shares (text teacher, students, the ViT chapter).
 
-AdamW with decoupled weight decay on matrices only, a linear warm-up then linear decay, gradient
-accumulation, gradient clipping, and mixed precision:
+AdamW with decoupled weight decay on matrices only and a linear warm-up then linear decay (or
+one-cycle for the ViT chapter), gradient clipping, on an ``accelerate.Accelerator`` that supplies
+the rest:
 
-    no    float32
-    bf16  autocast to bfloat16 (CPU or GPU); no loss scaling needed
-    fp16  autocast to float16 with a GradScaler (GPU only)
-    auto  bf16 where the GPU has it, fp16 on older GPUs, float32 on the CPU
-
-The spectral losses switch autocast off and compute their FFTs in float32 whatever this says.
+* mixed precision: ``no`` (float32), ``bf16`` (autocast, CPU or GPU), ``fp16`` (autocast with
+  loss scaling, GPU only), ``auto``; the spectral losses switch autocast off and compute their FFTs
+  in float32 whatever this says;
+* gradient accumulation: ``accelerator.backward`` divides the loss by the window, DDP skips the
+  all-reduce on the window's other batches (``no_sync``) and the wrapped optimizer steps only at a
+  window's end. Which batch ends a window is a function of the global batch index (see
+  ``training``), so a resumed run steps exactly where an uninterrupted one does;
+* DDP: the gradients of all processes are averaged before every step.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import TrainConfig
-from ..errors import UsageError
-
-
-def autocast_dtype(mixed_precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``mixed_precision`` on ``device`` (``None``: float32)."""
-    if mixed_precision == "no":
-        return None
-    if mixed_precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mixed_precision == "fp16" and device.type != "cuda":
-        raise UsageError("mixed_precision='fp16' needs a GPU; use 'bf16' or 'no' on the CPU")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mixed_precision]
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -48,32 +37,44 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _param_groups(params: list[nn.Parameter], train: TrainConfig, decay_matrices_only: bool) -> list[dict]:
+    if decay_matrices_only:
+        return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
+                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [{"params": params, "weight_decay": train.weight_decay}]
+
+
 @dataclass
 class Optimization:
-    """Optimizer, schedule, loss scaling and accumulation of one training run."""
+    """Optimizer, schedule and accumulation window of one training run, on ``accelerator``.
+
+    ``optimizer`` is accelerate's wrapper (it steps only when gradients are synchronised and
+    handles the fp16 loss scale); the scheduler is stepped here after each optimizer step that was
+    taken, once per *global* step whatever the number of processes.
+    """
 
     params: list[nn.Parameter]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    device: torch.device
-    dtype: torch.dtype | None
-    accumulation: int
+    optimizer: Any
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: Any
     max_grad_norm: float | None
+    modules: Sequence[nn.Module] = field(default_factory=tuple)
     steps_done: int = 0
 
     @classmethod
-    def create(cls, parameters: Iterable[nn.Parameter], train: TrainConfig, total_steps: int, device: torch.device,
+    def create(cls, parameters: Iterable[nn.Parameter], train: TrainConfig, total_steps: int, accelerator: Any = None,
                mixed_precision: str = "no", *, schedule: str = "linear", clip: bool = True,
-               decay_matrices_only: bool = True) -> "Optimization":
-        """``schedule``: ``linear`` (warm-up then linear decay; text) or ``one-cycle`` (the ViT chapter)."""
+               decay_matrices_only: bool = True, modules: Sequence[nn.Module] = ()) -> "Optimization":
+        """``accelerator``: the run's ``Accelerator`` (a device or ``None``: a one-process one is made).
+        ``modules``: the prepared (possibly DDP-wrapped) modules whose gradients accumulate.
+        ``schedule``: ``linear`` (warm-up then linear decay; text) or ``one-cycle`` (the ViT chapter)."""
+        from .distributed import make_accelerator
+
+        if accelerator is None or isinstance(accelerator, (str, torch.device)):
+            accelerator = make_accelerator(accelerator or "auto", mixed_precision,
+                                           gradient_accumulation=train.gradient_accumulation)
         params = [p for p in parameters if p.requires_grad]
-        if decay_matrices_only:
-            groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
-                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        else:
-            groups = [{"params": params, "weight_decay": train.weight_decay}]
-        optimizer = torch.optim.AdamW(groups, lr=train.learning_rate)
+        optimizer = torch.optim.AdamW(_param_groups(params, train, decay_matrices_only), lr=train.learning_rate)
         if schedule == "one-cycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.learning_rate, total_steps=total_steps,
                                                             pct_start=train.warmup_ratio)
@@ -81,41 +82,51 @@ class Optimization:
             scheduler = linear_schedule(optimizer, int(train.warmup_ratio * total_steps), total_steps)
         else:
             raise ValueError(f"schedule={schedule!r}; use 'linear' or 'one-cycle'")
-        dtype = autocast_dtype(mixed_precision, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-        return cls(params, optimizer, scheduler, scaler, device, dtype, train.gradient_accumulation,
-                   train.max_grad_norm if clip else None)
+        return cls(params, accelerator.prepare_optimizer(optimizer), scheduler, accelerator,
+                   train.max_grad_norm if clip else None, tuple(modules))
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
+    @property
+    def learning_rate(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    def window(self, last_of_window: bool) -> contextlib.AbstractContextManager:
+        """Around a batch's forward and backward: gradients are synchronised (DDP all-reduce) only on
+        the last batch of an accumulation window."""
+        self.accelerator.sync_gradients = last_of_window
+        if last_of_window or not self.modules:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        stack = contextlib.ExitStack()
+        for module in self.modules:
+            stack.enter_context(self.accelerator.no_sync(module))
+        return stack
 
     def backward(self, loss: Tensor, *, last_of_window: bool) -> bool:
-        """Accumulate ``loss``'s gradient; step when a window of ``accumulation`` batches ends.
+        """Accumulate ``loss``'s gradient (divided by the window); step when the window ends.
 
         Returns whether an optimizer step was taken.
         """
-        self.scaler.scale(loss / self.accumulation).backward()
+        self.accelerator.sync_gradients = last_of_window
+        self.accelerator.backward(loss)
         if not last_of_window:
             return False
         if self.max_grad_norm is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+            self.accelerator.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        if not self.optimizer.step_was_skipped:  # fp16: a step with inf/NaN gradients is skipped
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps_done += 1
         return True
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain state (no process count in it): a run resumes with any number of processes."""
+        scaler = self.accelerator.scaler
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "steps_done": self.steps_done}
+                "scaler": scaler.state_dict() if scaler is not None else None, "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        if state.get("scaler") and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
         self.steps_done = int(state.get("steps_done", 0))

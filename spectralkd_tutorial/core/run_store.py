@@ -6,7 +6,9 @@ SHA-256. Opening a directory with other settings stops with a message listing wh
 instead of silently reusing (or mixing) results. While a command works in a directory it holds
 ``.lock`` (pid, host, command); a second process stops with a message naming the holder, and a
 lock left by a killed process is taken over. Every write is atomic; temporary files that a killed
-write left behind are removed when the directory is opened again.
+write left behind are removed when the directory is opened again. In a distributed run (several
+processes under a launcher) the main process opens, locks and writes; the other processes open
+after it (an error it meets is raised on every process) and their writes are no-ops.
 
     store = RunStore(out, kind="teacher", settings=config_dict)
     with store:                       # lock + fingerprint check + orphan clean-up
@@ -30,6 +32,7 @@ import torch
 
 from ..errors import CheckpointError, RunDirectoryError
 from ..io import atomic_torch_save, atomic_write_json, read_json, remove_orphans
+from .distributed import is_main_process, on_main
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
@@ -91,7 +94,12 @@ class RunStore:
         self.close()
 
     def open(self) -> "RunStore":
-        """Create/lock the directory, clean orphans, and check (or record) the fingerprint."""
+        """Create/lock the directory, clean orphans, and check (or record) the fingerprint (the main
+        process of a distributed run; the others wait for it)."""
+        on_main(self._open)
+        return self
+
+    def _open(self) -> None:
         check_writable_directory(self.root)
         if self._lock_wanted:
             self._acquire_lock()
@@ -101,7 +109,6 @@ class RunStore:
         except BaseException:
             self.close()
             raise
-        return self
 
     def close(self) -> None:
         if self._locked:
@@ -177,6 +184,8 @@ class RunStore:
         return (self.root / name).exists()
 
     def write_json(self, name: str, data: Any) -> Path:
+        if not is_main_process():
+            return self.root / name
         return atomic_write_json(self.root / name, data)
 
     def read_json(self, name: str) -> Any:
@@ -184,6 +193,8 @@ class RunStore:
 
     def write_derived(self, name: str, data: Mapping[str, Any], source: str) -> Path:
         """A JSON file derived from ``source`` (a fingerprint), stored with it."""
+        if not is_main_process():
+            return self.root / name
         return atomic_write_json(self.root / name, {**data, "derived_from": source})
 
     def read_derived(self, name: str, source: str) -> dict[str, Any] | None:
@@ -201,6 +212,8 @@ class RunStore:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> Path:
+        if not is_main_process():
+            return self.root / CHECKPOINT_FILE
         return atomic_torch_save(self.root / CHECKPOINT_FILE, {**state, "fingerprint": self.fingerprint})
 
     def load_checkpoint(self) -> dict[str, Any] | None:
@@ -221,7 +234,8 @@ class RunStore:
         return state
 
     def remove_checkpoint(self) -> None:
-        (self.root / CHECKPOINT_FILE).unlink(missing_ok=True)
+        if is_main_process():
+            (self.root / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
 def check_writable_directory(path: str | os.PathLike) -> Path:

@@ -24,6 +24,7 @@ from torch import nn
 from .. import steps
 from ..config import RunConfig, TrainConfig
 from ..core.device import resolve_device
+from ..core.distributed import is_main_process
 from ..core.run_store import RunStore
 from ..core.training import Distillation, fit
 from ..data import IntentDataset
@@ -354,8 +355,9 @@ class EndToEnd:
                 "missing_runs": missing,
             }
             summary["model_card_markdown"] = model_card_markdown(summary)
-            store.write_json("summary.json", summary)
-            atomic_write_text(store.path("model_card.md"), summary["model_card_markdown"] + "\n")
+            store.write_json("summary.json", summary)  # both by the main process only
+            if is_main_process():
+                atomic_write_text(store.path("model_card.md"), summary["model_card_markdown"] + "\n")
         self.log(f"[summary] wrote {self.out / 'summary.json'} and {self.out / 'model_card.md'}")
         return summary
 

@@ -102,7 +102,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
                         help="also log losses, learning rate, metrics and layer intensities to OUT/.../tensorboard")
     parser.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default=None,
                         help="where the grid keeps the teacher's outputs (auto: on disk under --out; off: run it online)")
-    parser.add_argument("--teacher-cache-dtype", choices=["float16", "bfloat16", "float32"], default=None)
+    parser.add_argument("--teacher-cache-dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                        help="precision the teacher cache stores hidden states in (default: float16)")
     parser.add_argument("--teacher-cache-budget", type=_finite(float), default=None, metavar="GB",
                         help="largest teacher cache; above it the teacher runs online (default: half the free RAM)")
 

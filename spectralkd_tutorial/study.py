@@ -82,11 +82,14 @@ def _workshop_plan() -> list[Condition]:
 
 
 def _quick_plan() -> list[Condition]:
+    """A toy study for CI and chapter 6: small enough to run in a notebook cell."""
+    toy = {"student.train.epochs": 1, "grid.dynamics_samples": 0}
+    strategies = ("none", "uniform", "spectral-ends")
     return [
-        Condition("Q1", "embedded intents, 4 -> 2 blocks", "a toy version of C1 (CI)",
-                  strategies=("none", "uniform", "last", "spectral-ends"), overrides={"student.train.epochs": 1}),
+        Condition("Q1", "embedded intents, 4 -> 2 blocks", "a toy version of C1 (CI)", strategies=strategies,
+                  overrides=toy),
         Condition("Q2", "scarce: 8 utterances per intent", "a toy version of C3 (CI)", per_label=8,
-                  strategies=("none", "uniform", "last", "spectral-ends"),
+                  strategies=strategies, overrides=toy,
                   candidates=({"student.train.epochs": 1}, {"student.train.epochs": 2})),
     ]
 

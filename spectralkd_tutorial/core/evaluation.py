@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..data import IntentDataset, IntentSplit
 from ..metrics import intent_metrics
-from .batching import EncodedSplit, collate, encode_split, model_inputs
+from .batching import EncodedSplit, collate, encode_split, eval_batches, model_inputs
 
 SPLITS = ("train", "validation", "test")
 

@@ -163,26 +163,41 @@ def resolve_config(args: argparse.Namespace):
     from .config import load_config
     from .presets import get_preset
 
+    overrides = _flag_overrides(args)
     try:
         config = get_preset(args.preset)
         if getattr(args, "config", None):
             config = load_config(args.config, base=get_preset(args.preset) if args.preset else None)
-        overrides = _flag_overrides(args)
         config = config.replace(**overrides) if overrides else config
     except (ValueError, FileNotFoundError) as error:
-        raise UsageError(str(error)) from error
+        raise UsageError(_name_the_flag(str(error), args)) from error
     if getattr(args, "no_progress", False):
         config.runtime.progress = False
     _warn_ignored(config, args)
     return config
 
 
+def _flag_table(args: argparse.Namespace) -> dict[str, str]:
+    """flag (argparse dest) -> dotted config key, for this command's role."""
+    role = vars(args).get("role", "student")
+    return {**DATA_FLAGS, **LOSS_FLAGS, **RUNTIME_FLAGS,
+            "epochs": f"{role}.train.epochs", "lr": f"{role}.train.learning_rate",
+            "batch_size": f"{role}.train.batch_size", "teacher_base": "teacher.model", "teacher": "teacher.finetuned"}
+
+
+def _name_the_flag(message: str, args: argparse.Namespace) -> str:
+    """``message`` (about a config key) followed by the flag that set that key, if a flag did."""
+    for flag, key in _flag_table(args).items():
+        value = vars(args).get(flag)
+        if value is not None and key in message:
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            return f"{message} (given as --{flag.replace('_', '-')} {shown})"
+    return message
+
+
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values = vars(args)
-    table = {**DATA_FLAGS, **LOSS_FLAGS, **RUNTIME_FLAGS}
-    role = values.get("role", "student")
-    table.update({"epochs": f"{role}.train.epochs", "lr": f"{role}.train.learning_rate",
-                  "batch_size": f"{role}.train.batch_size", "teacher_base": "teacher.model", "teacher": "teacher.finetuned"})
+    table = _flag_table(args)
     if values.get("strategy") is not None:
         values = {**values, "strategies": [values["strategy"]]}
     if values.get("seed") is not None:
@@ -200,8 +215,10 @@ def _is_named_set(spec: str) -> bool:
 def _warn_ignored(config, args: argparse.Namespace) -> None:
     if config.student.copied_layers is None and getattr(args, "student_init", None):
         warnings.warn(f"--student-init is ignored: student {config.student.model!r} is a pretrained model, not layers:K")
-    if getattr(args, "data_dir", None) and not _is_named_set(config.data.dataset):
-        warnings.warn(f"--data-dir is ignored: {config.data.dataset!r} is not a named data set")
+    if getattr(args, "data_dir", None) and (not _is_named_set(config.data.dataset)
+                                              or config.data.dataset.split(":")[0] == "embedded"):
+        warnings.warn(f"--data-dir is ignored: data set {config.data.dataset!r} does not read upstream files "
+                      "(give --dataset clinc150, banking77, hwu64 or snips to use them)")
     if getattr(args, "teacher", None) and getattr(args, "teacher_base", None):
         raise UsageError("give --teacher (a fine-tuned classifier, used as is) or --teacher-base (fine-tuned first), not both")
 

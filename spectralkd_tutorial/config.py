@@ -171,7 +171,7 @@ class GridConfig(Validated):
             raise ValueError("grid.strategies and grid.seeds need at least one entry each")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown}; choose from {sorted(STRATEGIES)}")
+            raise ValueError(f"strategies: unknown strategy {unknown}; choose from {sorted(STRATEGIES)}")
         for seed in self.seeds:
             _require_int("seed", seed, minimum=0)
         _require_int("grid.dynamics_samples", self.dynamics_samples, minimum=0)
@@ -272,7 +272,15 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     try:
         return cls(**values)
     except ValueError as error:
-        raise ValueError(f"config {where or ''}{error}") from error
+        raise ValueError(f"config {_qualified(str(error), where, known)}") from error
+
+
+def _qualified(message: str, where: str, known: Mapping[str, Any]) -> str:
+    """``message`` of a section's ``validate`` with the section's dotted path in front, once."""
+    if not where or message.startswith(where):
+        return message
+    head = message.split("=", 1)[0].split(" ", 1)[0].rstrip(":")
+    return f"{where}{message}" if head in known else f"{where.rstrip('.')}: {message}"
 
 
 def _plain(value: Any) -> Any:

@@ -32,6 +32,11 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as error:  # disk full, read-only, ...: name the file that was not written
+        tmp.unlink(missing_ok=True)
+        if error.filename is not None and Path(error.filename) == target:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(target)) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -70,6 +75,10 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathL
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    mode = 0o666 & ~_umask()
+    for file in tmp.iterdir():  # safetensors writes its file 0600: give every file the usual permissions
+        if file.is_file():
+            os.chmod(file, mode)
     old = target.with_name(target.name + ".old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -79,20 +88,31 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathL
     return target
 
 
-def remove_orphans(directory: str | os.PathLike) -> list[Path]:
+def remove_orphans(directory: str | os.PathLike, *, in_use: str | None = None) -> list[Path]:
     """Delete what a killed atomic write left behind in ``directory`` (and below): ``.*.tmp`` files
-    and ``*.tmp`` / ``*.old`` model directories. Returns what was removed."""
-    removed = []
+    and ``*.tmp`` / ``*.old`` model directories. Returns what was removed.
+
+    ``in_use``: a file name (a lock) that marks a sub-directory another process may be writing
+    into; such a sub-directory is left alone (its own owner cleans it when it opens it)."""
+    removed: list[Path] = []
     root = Path(directory)
     if not root.is_dir():
         return removed
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-        elif path.is_dir() and path.suffix in (".tmp", ".old") and (path.with_suffix("").exists() or path.suffix == ".tmp"):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+    for folder, subdirs, files in os.walk(root):
+        here = Path(folder)
+        if in_use and here != root and in_use in files:
+            subdirs[:] = []
+            continue
+        for name in sorted(files):
+            if name.startswith(".") and name.endswith(".tmp"):
+                (here / name).unlink(missing_ok=True)
+                removed.append(here / name)
+        for name in sorted(subdirs):
+            path = here / name
+            if path.suffix == ".tmp" or (path.suffix == ".old" and path.with_suffix("").exists()):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        subdirs[:] = [name for name in subdirs if (here / name).exists()]
     return removed
 
 

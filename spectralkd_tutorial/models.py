@@ -69,22 +69,45 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
     local = offline_models.resolve_offline(text)
     if local is not None:
         return str(local)
-    if hub_offline():
-        try:  # the hub cache may already hold it
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(text, "config.json")
-            if isinstance(cached, str):
-                return text
-        except Exception:
-            pass
+    offline = hub_offline()
+    if offline or not hub_reachable():
+        cached = _cached_snapshot(text)
+        if cached is not None:  # the hub cache holds it: no download needed
+            return text if offline else cached
         package = offline_models.missing_hint(text)
-        hint = f"{package}; or unset" if package else "Unset"
-        raise FileNotFoundError(
-            f"model {text!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be "
-            f"downloaded. {hint} HF_HUB_OFFLINE (needs internet), or pass a directory written by save_pretrained."
-        )
+        hint = f"; or {package}" if package else ""
+        why = ("HF_HUB_OFFLINE is set, so it cannot be downloaded. Unset HF_HUB_OFFLINE (needs internet), "
+               if offline else "the Hugging Face hub cannot be reached (no network?) and it is not in the hub "
+               "cache. Connect to the internet, set HF_HUB_OFFLINE=1 to fail fast without one, or ")
+        raise FileNotFoundError(f"model {text!r} is not a local directory and {why}pass a directory written by "
+                                f"save_pretrained{hint}.")
     return text
+
+
+def _cached_snapshot(name: str) -> str | None:
+    """The hub-cache snapshot directory of ``name``, if its config.json is cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:
+        return None
+    return str(Path(cached).parent) if isinstance(cached, str) else None
+
+
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """One quick request to the hub (``HF_ENDPOINT``), through the hub's own HTTP client and proxies.
+
+    Without it an unreachable hub costs ``from_pretrained`` five retries with back-off (25 s and
+    more) before its error."""
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import get_session
+
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:
+        return False
+    return True
 
 
 def load_classifier(
@@ -99,6 +122,7 @@ def load_classifier(
 
     A checkpoint that already has the same labels keeps its head; otherwise a fresh head is made.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .tiny import tiny_checkpoint
@@ -119,14 +143,22 @@ def load_classifier(
     if label_names is not None:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(label_names)}
+    local = Path(source).is_dir()
+    if local:
+        model_directory(source)  # config.json readable, weights present: else a clear error
+    broken = (OSError, ValueError, SafetensorError) if local else (SafetensorError,)
     torch.manual_seed(seed)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as error:
-        raise OSError(
-            f"could not load {name!r} (resolved to {source!r}): {error}. On a machine without internet, "
-            "pass a local directory written by save_pretrained or set HF_HUB_OFFLINE=1 to fail fast."
+    except broken as error:  # a local model (or a cached file) that cannot be read
+        raise ValueError(f"could not load the model in {source}: {error}; re-save it with save_pretrained "
+                         "or point to another directory") from error
+    except OSError as error:  # not on the hub, not reachable, not cached
+        raise FileNotFoundError(
+            f"could not load model {name!r} (resolved to {source!r}): {error}. Check the name; on a machine "
+            "without internet pass a local directory written by save_pretrained (e.g. the --out of "
+            "`spectralkd teacher`), and set HF_HUB_OFFLINE=1 to fail fast."
         ) from error
     model.config._name_or_path = name
     return model, tokenizer
@@ -156,13 +188,14 @@ def load_model_dir(path: str | os.PathLike):
 
     The one loader of saved text classifiers: teachers, students and run directories all come through here.
     """
+    from safetensors import SafetensorError  # a truncated or corrupt *.safetensors
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
     folder = model_directory(path)
     try:
         return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise ValueError(f"could not load the model in {folder}: {error}; re-save it with save_pretrained") from error
 
 

@@ -39,9 +39,23 @@ LOCK_FILE = ".lock"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
+def canonical(value: Any) -> Any:
+    """Plain data in one spelling per value: tuples as lists, whole floats as ints (``12.0`` and
+    ``12`` -- a preset's value and the same value given as a flag -- are the same setting)."""
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
 def fingerprint(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``settings`` (sorted keys; tuples as lists)."""
-    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    """SHA-256 of the canonical JSON of ``settings`` (sorted keys; see :func:`canonical`)."""
+    text = json.dumps(canonical(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -52,7 +66,7 @@ def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             lines += settings_diff(a, b, f"{prefix}{key}.")
-        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+        elif json.dumps(canonical(a), sort_keys=True) != json.dumps(canonical(b), sort_keys=True):
             lines.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
     return lines
 
@@ -60,6 +74,10 @@ def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _a(kind: Any) -> str:
+    return f"{'an' if str(kind)[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,7 +97,7 @@ class RunStore:
                  overwrite: bool = False, lock: bool = True) -> None:
         self.root = Path(root)
         self.kind = kind
-        self.settings = json.loads(json.dumps(settings, default=str))  # plain data, as stored
+        self.settings = canonical(settings)  # plain data, as stored
         self.fingerprint = fingerprint(self.settings)
         self.overwrite = overwrite
         self._lock_wanted = lock
@@ -104,7 +122,7 @@ class RunStore:
         if self._lock_wanted:
             self._acquire_lock()
         try:
-            remove_orphans(self.root)
+            remove_orphans(self.root, in_use=LOCK_FILE)
             self._check_fingerprint()
         except BaseException:
             self.close()
@@ -156,23 +174,30 @@ class RunStore:
                 old = read_json(path)
             except ValueError:
                 old = {}
-            if old.get("fingerprint") not in (None, self.fingerprint) or old.get("kind") not in (None, self.kind):
-                if not self.overwrite:
+            stored = fingerprint(old["settings"]) if isinstance(old.get("settings"), Mapping) else old.get("fingerprint")
+            if stored not in (None, self.fingerprint) or old.get("kind") not in (None, self.kind):
+                if not self.overwrite and self._holds_results():
                     diff = settings_diff(old.get("settings", {}), self.settings) or [f"kind: {old.get('kind')} -> {self.kind}"]
                     raise RunDirectoryError(
-                        f"{self.root} holds a {old.get('kind')} run with other settings ({'; '.join(diff[:8])}"
+                        f"{self.root} holds {_a(old.get('kind'))} run with other settings ({'; '.join(diff[:8])}"
                         f"{'; ...' if len(diff) > 8 else ''}). Use another --out, or --overwrite to discard it"
                     )
                 self.clear()
         if not path.exists() or read_json(path) != record:
             atomic_write_json(path, record)
 
+    def _holds_results(self) -> bool:
+        """Anything besides ``run.json``, the lock and nested run directories (judged by their own store)?"""
+        return any(item.name not in (RUN_FILE, LOCK_FILE) and not (item.is_dir() and (item / RUN_FILE).exists())
+                   for item in self.root.iterdir())
+
     def clear(self) -> None:
-        """Remove everything this store wrote (``--overwrite``), keeping the lock."""
+        """Remove everything this store wrote (``--overwrite``), keeping the lock and the nested run
+        directories (e.g. an experiment's ``teacher/``: it has its own fingerprint, checked by its own store)."""
         import shutil
 
         for item in self.root.iterdir():
-            if item.name == LOCK_FILE:
+            if item.name == LOCK_FILE or (item.is_dir() and (item / RUN_FILE).exists()):
                 continue
             shutil.rmtree(item) if item.is_dir() else item.unlink()
 
@@ -228,6 +253,9 @@ class RunStore:
                 f"{path} cannot be read ({type(error).__name__}: {error}); delete it to start this run over"
             ) from error
         if state.get("fingerprint") != self.fingerprint:
+            if self.overwrite:  # --overwrite discards what other settings left
+                self.remove_checkpoint()
+                return None
             raise CheckpointError(
                 f"{path} was written by a run with other settings; delete it (or use --overwrite) to start over"
             )

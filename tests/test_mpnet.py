@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from spectralkd_tutorial import models
 from spectralkd_tutorial import offline_models
 from spectralkd_tutorial.capture import LayerCapture, capture_supported
 from spectralkd_tutorial.losses import DistillationLossConfig, distillation_loss
@@ -233,6 +234,7 @@ def test_missing_extra_offline_says_how_to_install(monkeypatch, tmp_path):
         resolve_model_source(MPNET_HUB_NAME)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=5.0: True)  # a user with internet
     assert resolve_model_source(MPNET_HUB_NAME) == MPNET_HUB_NAME  # online: the hub, as usual
 
 

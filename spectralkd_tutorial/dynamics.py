@@ -136,18 +136,18 @@ def plot_gap_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], *, titl
     """The profile gap over training, one line (mean ± std over seeds) per strategy."""
     import matplotlib.pyplot as plt
 
+    from .viz import finish_curves
+
     figure, ax = plt.subplots(figsize=(7, 3.2))
     for i, (strategy, curve) in enumerate(curves.items()):
         mean = [100 * m for m in curve["mean"]]
         std = [100 * s for s in curve["std"]]
         ax.errorbar(curve["epochs"], mean, yerr=std, fmt="-o", ms=3, capsize=3, color=f"C{i % 10}",
                     ls="--" if strategy == "none" else "-", label=strategy)
-    ax.set_xlabel("epoch (0 = before distillation)")
-    ax.set_ylabel("profile gap to the teacher (%)")
-    ax.set_title(title or "distillation dynamics: does the student's profile approach the teacher's?", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    return figure
+    return finish_curves(
+        figure, ax, xlabel="epoch (0 = before distillation)", ylabel="profile gap to the teacher (%)",
+        title=title or "distillation dynamics: does the student's profile approach the teacher's?",
+    )
 
 
 def coinciding_strategies(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

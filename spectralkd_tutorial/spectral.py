@@ -190,14 +190,9 @@ def spectral_signature(
     return (total[:k] / int(mask.sum())).to(device=tokens.device, dtype=dtype)
 
 
-def spectral_intensity(
-    hidden: Tensor,
-    attention_mask: Tensor | None = None,
-    *,
-    prefix_tokens: int = 0,
-    bins: int | None = None,
-) -> float:
-    """I = (1/K) * sum_{k<K} S[k]: one number per layer."""
+def spectral_intensity(hidden: Tensor, attention_mask: Tensor | None = None, *, prefix_tokens: int = 0,
+                       bins: int | None = None) -> float:
+    """I = (1/K) * sum_{k<K} S[k]: one number per layer (arguments as for :func:`spectral_signature`)."""
     return float(spectral_signature(hidden, attention_mask, prefix_tokens=prefix_tokens, bins=bins).mean())
 
 

@@ -33,9 +33,25 @@ def _default_texts() -> list[str]:
     return dataset.train.texts + dataset.validation.texts + dataset.test.texts
 
 
+def _roberta_layout(tokenizer, wrapper, unk_token: str):
+    """RoBERTa's ``<s> A </s>`` (pairs: ``<s> A </s></s> B </s>``) template and special tokens around a
+    trained ``tokenizers.Tokenizer``, wrapped in the ``transformers`` class ``wrapper``."""
+    from tokenizers import processors
+
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
+    )
+    return wrapper(
+        tokenizer_object=tokenizer,
+        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token=unk_token, pad_token="<pad>", mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
 def _train_roberta(texts: Sequence[str], vocab_size: int):
     """Byte-level BPE with RoBERTa's specials and ``<s> A </s>`` template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -49,15 +65,7 @@ def _train_roberta(texts: Sequence[str], vocab_size: int):
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(texts), trainer)
-    tokenizer.post_processor = processors.RobertaProcessing(
-        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=512,
-    )
+    return _roberta_layout(tokenizer, PreTrainedTokenizerFast, "<unk>")
 
 
 def _train_wordpiece(texts: Sequence[str], vocab_size: int, special: list[str], unk: str):
@@ -94,19 +102,10 @@ def _train_bert(texts: Sequence[str], vocab_size: int):
 def _train_mpnet(texts: Sequence[str], vocab_size: int):
     """WordPiece laid out like all-mpnet-base-v2's: ``<s>``=0, ``<pad>``=1, ``</s>``=2, RoBERTa-style
     ``<s> A </s></s> B </s>`` template, wrapped in ``MPNetTokenizerFast`` (saved as ``MPNetTokenizer``)."""
-    from tokenizers import processors
     from transformers import MPNetTokenizerFast
 
     tokenizer = _train_wordpiece(texts, vocab_size, ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"], "[UNK]")
-    tokenizer.post_processor = processors.RobertaProcessing(
-        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True
-    )
-    return MPNetTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="[UNK]", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=512,
-    )
+    return _roberta_layout(tokenizer, MPNetTokenizerFast, "[UNK]")
 
 
 def train_tokenizer(texts: Sequence[str], model_type: str = "roberta", vocab_size: int = 400):
@@ -207,16 +206,16 @@ def build_tiny_checkpoint(
 def tiny_checkpoint(
     model_type: str = "roberta",
     *,
-    num_labels: int = 2,
-    label_names: Sequence[str] | None = None,
-    num_layers: int = 4,
-    hidden_size: int = 64,
-    num_heads: int = 4,
-    seed: int = 0,
+    num_labels: int = 2, label_names: Sequence[str] | None = None,  # the head
+    num_layers: int = 4, hidden_size: int = 64, num_heads: int = 4, seed: int = 0,  # the encoder
     tokenizer_from: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
 ) -> Path:
-    """Build (once) and return the directory of a tiny checkpoint, keyed by its settings."""
+    """Build (once) and return the directory of a tiny checkpoint, keyed by its settings.
+
+    The settings are :func:`build_tiny_checkpoint`'s; ``root``: where checkpoints are kept (default
+    :func:`cache_dir`).
+    """
     settings = dict(
         model_type=model_type, num_labels=num_labels, label_names=list(label_names or []),
         num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads, seed=seed,

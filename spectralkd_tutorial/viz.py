@@ -141,9 +141,18 @@ def plot_dynamics(teacher_intensities: Sequence[float], student_curves: Mapping[
         color = f"C{i % 10}"
         ax.plot(positions, before, "--", color=color, alpha=0.6)
         ax.plot(positions, after, "-o", color=color, ms=3, label=name)
-    ax.set_xlabel("relative depth (teacher layer index; students rescaled)")
-    ax.set_ylabel("$I_l$")
-    ax.set_title(title or "distillation dynamics: student profiles before (dashed) and after (solid)", fontsize=10)
+    return finish_curves(
+        figure, ax, xlabel="relative depth (teacher layer index; students rescaled)", ylabel="$I_l$",
+        title=title or "distillation dynamics: student profiles before (dashed) and after (solid)",
+    )
+
+
+def finish_curves(figure: Figure, ax, *, xlabel: str, ylabel: str, title: str) -> Figure:
+    """The finish of a plot with one curve per strategy or student: axis labels, title, a two-column
+    legend, tight layout."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     return figure

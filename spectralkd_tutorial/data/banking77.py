@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 from .common import _clean_text, _require_file
-from .readers import _read_csv_rows, _read_json
-from .splits import IntentDataset, IntentSplit, _carve_validation
+from .readers import _read_csv_split, _read_json
+from .splits import IntentDataset, _with_carved_validation
 
 
 def _load_banking77_local(folder: Path, validation_fraction: float, seed: int) -> IntentDataset:
@@ -23,27 +23,19 @@ def _load_banking77_local(folder: Path, validation_fraction: float, seed: int) -
         raise ValueError(f"{cat_path}: duplicate intent names {dup[:5]}")
     index = {c: i for i, c in enumerate(cats)}
 
-    def read(path: Path) -> IntentSplit:
-        texts, labels = [], []
-        for line, (text, category) in _read_csv_rows(path, ",", ("text", "category")):
-            where = f"{path}: line {line}"
-            texts.append(_clean_text(text, where))
-            if category not in index:
-                raise ValueError(f"{where}: category {category!r} is not in {cat_path.name}")
-            labels.append(index[category])
-        return IntentSplit(texts, labels)
+    def example(path: Path, row: dict[str, str], where: str) -> tuple[str, int]:
+        text = _clean_text(row["text"], where)
+        if row["category"] not in index:
+            raise ValueError(f"{where}: category {row['category']!r} is not in {cat_path.name}")
+        return text, index[row["category"]]
 
-    full_train = read(train_path)
-    test = read(test_path)
-    train, validation = _carve_validation(full_train, cats, seed, fraction=validation_fraction)
-    return IntentDataset(
-        name="banking77",
-        variant=None,
-        label_names=list(cats),
-        train=train,
-        validation=validation,
-        test=test,
-        oos_label=None,
+    return _with_carved_validation(
+        "banking77",
+        cats,
+        _read_csv_split([train_path], ",", ("text", "category"), example),
+        _read_csv_split([test_path], ",", ("text", "category"), example),
+        seed,
+        fraction=validation_fraction,
         source=str(folder),
         notes=(
             f"Banking77 has no upstream validation split: validation = a stratified {validation_fraction:g} of "
@@ -51,5 +43,3 @@ def _load_banking77_local(folder: Path, validation_fraction: float, seed: int) -
             "Label order = categories.json."
         ),
     )
-
-

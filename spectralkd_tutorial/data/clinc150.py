@@ -63,14 +63,10 @@ def _load_clinc150_local(folder: Path, variant: str) -> IntentDataset:
                 texts.append(text)
                 labels.append(index[intent])
         splits[split_name] = IntentSplit(texts, labels)
-    return IntentDataset(
-        name="clinc150",
-        variant=variant,
-        label_names=label_names,
-        train=splits["train"],
-        validation=splits["validation"],
-        test=splits["test"],
-        oos_label=len(label_names) - 1,
+    return _clinc150_dataset(
+        variant,
+        label_names,
+        splits,
         source=str(path),
         notes=(
             f"CLINC150 '{variant}' from upstream JSON: each split = in-scope entries followed by its "
@@ -80,3 +76,18 @@ def _load_clinc150_local(folder: Path, variant: str) -> IntentDataset:
     )
 
 
+def _clinc150_dataset(
+    variant: str, label_names: list[str], splits: dict[str, IntentSplit], *, source: str, notes: str
+) -> IntentDataset:
+    """CLINC150 from its three ``splits``; ``label_names`` = the intents, then ``"oos"`` (the out-of-scope label)."""
+    return IntentDataset(
+        name="clinc150",
+        variant=variant,
+        label_names=label_names,
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        oos_label=len(label_names) - 1,
+        source=source,
+        notes=notes,
+    )

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from .clinc150 import _clinc150_dataset
 from .common import DATA_DIR_ENV, HUB_IDS, OOS, SPLITS, DataError, DataNotAvailableError, _clean_text
 from .files import RawSplit, _missing_columns
-from .splits import IntentDataset, IntentSplit, _carve_validation
+from .splits import IntentDataset, IntentSplit, _with_carved_validation
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -103,17 +104,8 @@ def _load_clinc150_hub(variant: str | None) -> IntentDataset:
     notes = f"CLINC150 '{config}' from the hub ({hub_id}); labels: intents sorted alphabetically, then 'oos'."
     if variant is None:
         notes += " variant=None: 'plus' used, since the hub has no 'full' config (same in-scope data)."
-    return IntentDataset(
-        name="clinc150",
-        variant=config,
-        label_names=label_names,
-        train=splits["train"],
-        validation=splits["validation"],
-        test=splits["test"],
-        oos_label=len(label_names) - 1,
-        source=f"hf://datasets/{hub_id} (config {config!r})",
-        notes=notes,
-    )
+    return _clinc150_dataset(config, label_names, splits, source=f"hf://datasets/{hub_id} (config {config!r})",
+                             notes=notes)
 
 
 def _load_banking77_hub(validation_fraction: float, seed: int) -> IntentDataset:
@@ -135,15 +127,13 @@ def _load_banking77_hub(validation_fraction: float, seed: int) -> IntentDataset:
     if unknown:
         raise ValueError(f"{hub_id}: test labels {unknown[:5]} do not occur in train")
     test_y = [names.index(test_names[y]) for y in test_raw]
-    train, validation = _carve_validation(IntentSplit(train_t, train_y), names, seed, fraction=validation_fraction)
-    return IntentDataset(
-        name="banking77",
-        variant=None,
-        label_names=names,
-        train=train,
-        validation=validation,
-        test=IntentSplit(test_t, test_y),
-        oos_label=None,
+    return _with_carved_validation(
+        "banking77",
+        names,
+        IntentSplit(train_t, train_y),
+        IntentSplit(test_t, test_y),
+        seed,
+        fraction=validation_fraction,
         source=f"hf://datasets/{hub_id}" + (f" (revision {revision})" if revision else ""),
         notes=(
             "Banking77 from the hub; no upstream validation split: validation = a stratified "

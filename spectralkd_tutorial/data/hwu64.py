@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from .common import DataNotAvailableError, _missing_message
-from .readers import _read_csv_rows
-from .splits import IntentDataset, IntentSplit, _carve_validation
+from .readers import _read_csv_split
+from .splits import IntentDataset, _with_carved_validation
 
 _HWU_COLUMNS = ("answerid", "scenario", "intent", "answer_annotation", "answer_from_anno", "answer_from_user")
 _SLOT_RE = re.compile(r"\[\s*[^\[\]:]+?\s*:\s*([^\[\]]*?)\s*\]")
@@ -49,30 +49,19 @@ def _load_hwu64_local(folder: Path, validation_fraction: float, seed: int) -> In
         raise ValueError(f"{test_dir}: intents {test_only[:5]} have a test file but no file in {train_dir}")
     index = {n: i for i, n in enumerate(label_names)}
 
-    def read(files: list[Path]) -> IntentSplit:
-        texts, labels = [], []
-        for path in files:
-            for line, values in _read_csv_rows(path, ";", _HWU_COLUMNS):
-                row = dict(zip(_HWU_COLUMNS, values))
-                where = f"{path}: line {line}"
-                label = f"{row['scenario'].strip()}_{row['intent'].strip()}"
-                if label != path.stem:
-                    raise ValueError(f"{where}: scenario_intent {label!r} does not match the file name {path.name!r}")
-                texts.append(_hwu_text(row, where))
-                labels.append(index[label])
-        return IntentSplit(texts, labels)
+    def example(path: Path, row: dict[str, str], where: str) -> tuple[str, int]:
+        label = f"{row['scenario'].strip()}_{row['intent'].strip()}"
+        if label != path.stem:
+            raise ValueError(f"{where}: scenario_intent {label!r} does not match the file name {path.name!r}")
+        return _hwu_text(row, where), index[label]
 
-    full_train = read(train_files)
-    test = read(test_files)
-    train, validation = _carve_validation(full_train, label_names, seed, fraction=validation_fraction)
-    return IntentDataset(
-        name="hwu64",
-        variant=None,
-        label_names=label_names,
-        train=train,
-        validation=validation,
-        test=test,
-        oos_label=None,
+    return _with_carved_validation(
+        "hwu64",
+        label_names,
+        _read_csv_split(train_files, ";", _HWU_COLUMNS, example),
+        _read_csv_split(test_files, ";", _HWU_COLUMNS, example),
+        seed,
+        fraction=validation_fraction,
         source=str(fold),
         notes=(
             "HWU64 cross-validation fold 1 (KFold_1). Text = answer_from_anno (fallbacks: answer_annotation "
@@ -81,5 +70,3 @@ def _load_hwu64_local(folder: Path, validation_fraction: float, seed: int) -> In
             f"trainset (seed={seed}, grouped by text), train = the rest; test = testset/csv."
         ),
     )
-
-

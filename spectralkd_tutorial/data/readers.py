@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+from .splits import IntentSplit
 
 
 def _read_json(path: Path) -> Any:
@@ -52,3 +54,20 @@ def _read_csv_rows(path: Path, delimiter: str, header: Sequence[str]) -> list[tu
         except csv.Error as exc:
             raise ValueError(f"{path}: line {reader.line_num}: {exc}") from exc
     return out
+
+
+def _read_csv_split(
+    paths: Iterable[Path],
+    delimiter: str,
+    header: Sequence[str],
+    example: Callable[[Path, dict[str, str], str], tuple[str, int]],
+) -> IntentSplit:
+    """One split from CSV files: ``example(path, {column: value}, "<path>: line <n>")`` reads each row
+    as ``(text, label index)`` (and raises a ``ValueError`` naming that place when the row is bad)."""
+    texts, labels = [], []
+    for path in paths:
+        for line, values in _read_csv_rows(path, delimiter, header):
+            text, label = example(path, dict(zip(header, values)), f"{path}: line {line}")
+            texts.append(text)
+            labels.append(label)
+    return IntentSplit(texts, labels)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .common import DataNotAvailableError, _clean_text, _missing_message, _require_file
 from .readers import _read_json
-from .splits import IntentDataset, IntentSplit, _carve_validation
+from .splits import IntentDataset, IntentSplit, _with_carved_validation
 
 _SNIPS_VALIDATION_PER_INTENT = 100
 
@@ -49,17 +49,13 @@ def _load_snips_local(folder: Path, seed: int) -> IntentDataset:
         full_train_y += [y] * len(tr)
         test_t += te
         test_y += [y] * len(te)
-    train, validation = _carve_validation(
-        IntentSplit(full_train_t, full_train_y), intents, seed, per_label=_SNIPS_VALIDATION_PER_INTENT
-    )
-    return IntentDataset(
-        name="snips",
-        variant=None,
-        label_names=intents,
-        train=train,
-        validation=validation,
-        test=IntentSplit(test_t, test_y),
-        oos_label=None,
+    return _with_carved_validation(
+        "snips",
+        intents,
+        IntentSplit(full_train_t, full_train_y),
+        IntentSplit(test_t, test_y),
+        seed,
+        per_label=_SNIPS_VALIDATION_PER_INTENT,
         source=str(folder),
         notes=(
             "SNIPS 2017-06 custom intent engines, split as in Goo et al. (2018): validation = "
@@ -68,5 +64,3 @@ def _load_snips_local(folder: Path, seed: int) -> IntentDataset:
             "are not used; validation_fraction is ignored."
         ),
     )
-
-

@@ -213,3 +213,22 @@ def _carve_validation(
     return split.take(train_idx), split.take(sorted(val_set))
 
 
+
+
+def _with_carved_validation(
+    name: str,
+    label_names: Sequence[str],
+    full_train: IntentSplit,
+    test: IntentSplit,
+    seed: int,
+    *,
+    fraction: float | None = None,
+    per_label: int | None = None,
+    source: str,
+    notes: str,
+) -> IntentDataset:
+    """A data set without an upstream validation split or an out-of-scope class: validation is carved
+    from ``full_train`` by :func:`_carve_validation` (``fraction`` or ``per_label``), train is the rest."""
+    train, validation = _carve_validation(full_train, label_names, seed, fraction=fraction, per_label=per_label)
+    return IntentDataset(name=name, variant=None, label_names=list(label_names), oos_label=None,
+                         train=train, validation=validation, test=test, source=source, notes=notes)

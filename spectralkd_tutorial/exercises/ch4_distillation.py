@@ -44,23 +44,23 @@ def check_parseval_weight(answer: Any, *, seq_len: int = 20) -> Feedback:
         raise ValueError(f"seq_len={seq_len} must be >= 3 (an error without DC and Nyquist parts needs it)")
     target = _ratio(_middle_frequency_error(seq_len))
     guess = as_number(answer, "the weight, a number")
-    kept = seq_len // 2 + 1
-    if close(guess, target, rel=2e-3):
-        return correct(f"L / 4K with K = L//2 + 1 = {kept} kept columns: {target:.4f}. The MSE of the stacked "
-                       "spectrum is about half the hidden-state MSE.")
-    if close(guess, 0.5) or close(guess, seq_len / (4 * (seq_len // 2))):  # K = L/2, or K = L//2 (odd L)
-        raise WrongAnswer("that is the large-L limit (K = L/2): rfft keeps K = L//2 + 1 columns: the zero-frequency "
-                          "column too (and, for even L, the Nyquist column)")
-    if close(guess, 2 * target):
-        raise WrongAnswer("too large: that is the weight of an error that is all DC (or all Nyquist); this "
-                          "error has neither, so the kept columns hold only half of its energy")
-    if close(guess, 1.0):
-        raise WrongAnswer("Parseval keeps the energy, but rfft keeps only one of each mirrored pair of "
-                          "columns, and the MSE averages over 2K numbers (real and imaginary parts)")
-    if close(guess, target, rel=0.02):
-        raise WrongAnswer(_DIGITS)
-    raise WrongAnswer("not the weight: for an error without DC and Nyquist parts, divide L_pair (section 1.3) "
-                      "by MSE_plain = sum D^2 / (B L H)")
+    large_l_limit = ("that is the large-L limit (K = L/2): rfft keeps K = L//2 + 1 columns: the zero-frequency "
+                     "column too (and, for even L, the Nyquist column)")
+    return _judge_ratio(
+        guess, target,
+        praise=f"L / 4K with K = L//2 + 1 = {seq_len // 2 + 1} kept columns: {target:.4f}. The MSE of the stacked "
+               "spectrum is about half the hidden-state MSE.",
+        mistakes=[
+            (0.5, large_l_limit),
+            (seq_len / (4 * (seq_len // 2)), large_l_limit),  # K = L//2 (odd L)
+            (2 * target, "too large: that is the weight of an error that is all DC (or all Nyquist); this error "
+                         "has neither, so the kept columns hold only half of its energy"),
+            (1.0, "Parseval keeps the energy, but rfft keeps only one of each mirrored pair of columns, and the "
+                  "MSE averages over 2K numbers (real and imaginary parts)"),
+        ],
+        otherwise="not the weight: for an error without DC and Nyquist parts, divide L_pair (section 1.3) by "
+                  "MSE_plain = sum D^2 / (B L H)",
+    )
 
 
 @checker
@@ -68,23 +68,36 @@ def check_dc_error_weight(answer: Any, *, seq_len: int = 15) -> Feedback:
     """``L_spec / MSE_plain`` when the error is the same on every token (pure DC), over ``seq_len`` tokens."""
     target = _ratio(torch.ones(1, seq_len, 4))
     guess = as_number(answer, "the ratio, a number")
-    kept = seq_len // 2 + 1
+    return _judge_ratio(
+        guess, target,
+        praise=f"L / 2K = {target:.4f} with K = {seq_len // 2 + 1}: a constant error lives in the single DC "
+               "column, which has no mirrored partner, so it is counted twice compared with a random error.",
+        mistakes=[
+            (target / 2, "that is the weight of an error with no DC part; a constant error is pure DC, and the DC "
+                         "column has no mirrored partner that rfft drops"),
+            (1.0, "the kept columns hold all of a constant error's energy, but the MSE averages over 2K numbers "
+                  "with K = L//2 + 1 (rounded down, then plus one), not L/2"),
+            (0.5, "that is roughly the weight of a random error; a constant error is pure DC, which the spectral "
+                  "loss weighs more"),
+        ],
+        otherwise="not the ratio: a constant error D has |F_0|^2 = (sum_n D_n)^2 / L and every other column 0; "
+                  "divide by 2K for the spectral MSE and compare with sum D^2 / L",
+    )
+
+
+def _judge_ratio(
+    guess: float, target: float, praise: str, mistakes: list[tuple[float, str]], otherwise: str
+) -> Feedback:
+    """How both measured ratios above are graded: correct within 0.2 %; else the hint of the first known
+    mistake ``guess`` is close to, a request for more digits within 2 %, or ``otherwise``."""
     if close(guess, target, rel=2e-3):
-        return correct(f"L / 2K = {target:.4f} with K = {kept}: a constant error lives in the single DC column, "
-                       "which has no mirrored partner, so it is counted twice compared with a random error.")
-    if close(guess, target / 2):
-        raise WrongAnswer("that is the weight of an error with no DC part; a constant error is pure DC, and "
-                          "the DC column has no mirrored partner that rfft drops")
-    if close(guess, 1.0):
-        raise WrongAnswer("the kept columns hold all of a constant error's energy, but the MSE averages over "
-                          "2K numbers with K = L//2 + 1 (rounded down, then plus one), not L/2")
-    if close(guess, 0.5):
-        raise WrongAnswer("that is roughly the weight of a random error; a constant error is pure DC, which the "
-                          "spectral loss weighs more")
+        return correct(praise)
+    for wrong_value, hint in mistakes:  # known mistakes, the first match wins
+        if close(guess, wrong_value):
+            raise WrongAnswer(hint)
     if close(guess, target, rel=0.02):
         raise WrongAnswer(_DIGITS)
-    raise WrongAnswer("not the ratio: a constant error D has |F_0|^2 = (sum_n D_n)^2 / L and every other "
-                      "column 0; divide by 2K for the spectral MSE and compare with sum D^2 / L")
+    raise WrongAnswer(otherwise)
 
 
 @checker

@@ -21,14 +21,9 @@ from .registry import get_feature_loss, register_feature_loss
 __all__ = ["distillation_loss"]
 
 
-@register_feature_loss("none", needs_hidden=False)
+@register_feature_loss("none", needs_hidden=False, takes=())
 def _no_feature_loss(
-    student_hidden: Sequence[Tensor] | None,
-    teacher_hidden: Sequence[Tensor] | None,
-    attention_mask: Tensor | None,
-    *,
-    projections: LayerProjections | None = None,
-    grid: tuple[int, int] | None = None,
+    student_hidden: Sequence[Tensor] | None, teacher_hidden: Sequence[Tensor] | None, attention_mask: Tensor | None
 ) -> Tensor:
     """``"none"``: logits-only distillation, ``L_feat = 0``."""
     return torch.zeros((), dtype=torch.float32)

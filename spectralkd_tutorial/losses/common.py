@@ -14,16 +14,23 @@ read, whatever they hold. A single all-padding sample is allowed: it contributes
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
 from ..core.inputs import check_mask, check_real, raise_non_finite_input
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .projection import LayerProjections
+
 __all__ = [
-    "Pairs", "as_list", "autocast_off", "check_pairs", "check_projected_width", "masked", "real_tokens",
+    "PairLoss", "Pairs", "as_list", "autocast_off", "check_pairs", "check_projected_width", "masked",
+    "mean_over_pairs", "real_tokens",
 ]
+
+#: The loss of one (student, teacher) pair: ``pair_loss(X_s, X_t, m)`` -> a scalar (``m``: bool or ``None``).
+PairLoss = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
 
 
 def as_list(hidden: Sequence[Tensor] | Tensor, name: str) -> list[Tensor]:
@@ -159,3 +166,21 @@ def autocast_off(device: torch.device) -> ContextManager[Any]:
         return torch.autocast(device_type=device.type, enabled=False)
     except (RuntimeError, ValueError):  # a device type without autocast support
         return contextlib.nullcontext()
+
+
+def mean_over_pairs(pair_loss: PairLoss, pairs: Pairs, projections: LayerProjections | None = None) -> Tensor:
+    """The pair loop every feature loss shares, checked for NaN/Inf:
+
+        L = (1/P) sum_p  pair_loss(g_p(X_s^p), X_t^p, m)
+
+    ``g_p = W_p`` (the student up to the teacher width) with ``projections``, else ``g_p = id``. The
+    projections run as the caller's autocast has them; each pair loss runs with autocast off.
+    """
+    students = pairs.students
+    if projections is not None:
+        students = projections(students)
+        check_projected_width(students, pairs.teachers)
+    with autocast_off(students[0].device):
+        loss = torch.stack([pair_loss(s, t, pairs.mask) for s, t in zip(students, pairs.teachers)]).mean()
+    projected = students if projections is not None else []
+    return pairs.finite(loss, *((f"LayerProjections output {i}", x) for i, x in enumerate(projected)))

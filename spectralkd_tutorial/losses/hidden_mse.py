@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-import torch
 from torch import Tensor
 
-from .common import check_pairs, check_projected_width, masked
+from .common import check_pairs, masked, mean_over_pairs
 from .registry import register_feature_loss
 from .spectral_alignment import pool_teacher_channels
 
@@ -24,7 +23,11 @@ __all__ = ["hidden_mse_loss"]
 
 
 def _pair_masked_mse(student: Tensor, teacher: Tensor, mask: Tensor | None) -> Tensor:
-    """``sum_{b,n,h} m[b,n] (X_s - X_t)^2 / (N_real * H)``: the mean over real tokens only."""
+    """``sum_{b,n,h} m[b,n] (X_s - f(X_t))^2 / (N_real * H)``: the mean over real tokens only.
+
+    ``f = pool`` to the student width (the identity when the widths already agree, as after a projection).
+    """
+    teacher = pool_teacher_channels(teacher, student.shape[-1])
     diff = masked(student.float() - teacher.detach().float(), mask)
     real_tokens = (
         float(diff.shape[0] * diff.shape[1]) if mask is None
@@ -47,38 +50,9 @@ def hidden_mse_loss(
     ``g = W_p`` (student up to the teacher width) and ``f = id`` (``H' = H_t``). Teacher detached.
     """
     pairs = check_pairs(student_hidden, teacher_hidden, attention_mask)
-    students, teachers = pairs.students, pairs.teachers
-    if projections is not None:
-        students = projections(students)
-        check_projected_width(students, teachers)
-    else:
-        teachers = [pool_teacher_channels(t, s.shape[-1]) for s, t in zip(students, teachers)]
-    loss = torch.stack([_pair_masked_mse(s, t, pairs.mask) for s, t in zip(students, teachers)]).mean()
-    projected = students if projections is not None else []
-    return pairs.finite(loss, *((f"LayerProjections output {i}", x) for i, x in enumerate(projected)))
+    return mean_over_pairs(_pair_masked_mse, pairs, projections)
 
 
-@register_feature_loss("mse")
-def _mse_feature_loss(
-    student_hidden: Sequence[Tensor],
-    teacher_hidden: Sequence[Tensor],
-    attention_mask: Tensor | None,
-    *,
-    projections: LayerProjections | None = None,
-    grid: tuple[int, int] | None = None,
-) -> Tensor:
-    """``"mse"``: hidden MSE against the pooled teacher (projections and grid unused)."""
-    return hidden_mse_loss(student_hidden, teacher_hidden, attention_mask)
-
-
-@register_feature_loss("projection", needs_projections=True)
-def _projected_mse_feature_loss(
-    student_hidden: Sequence[Tensor],
-    teacher_hidden: Sequence[Tensor],
-    attention_mask: Tensor | None,
-    *,
-    projections: LayerProjections | None = None,
-    grid: tuple[int, int] | None = None,
-) -> Tensor:
-    """``"projection"``: hidden MSE through :class:`LayerProjections` (grid unused)."""
-    return hidden_mse_loss(student_hidden, teacher_hidden, attention_mask, projections)
+# "mse": against the pooled teacher; "projection": through LayerProjections (the grid is unused by both)
+register_feature_loss("mse", takes=())(hidden_mse_loss)
+register_feature_loss("projection", needs_projections=True, takes=("projections",))(hidden_mse_loss)

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from .common import as_list, check_pairs, check_projected_width
+from .common import as_list, check_pairs, mean_over_pairs
 from .registry import register_feature_loss
-from .spectral_alignment import spectral_loss_of_pairs
+from .spectral_alignment import spectral_pair_loss
 
 __all__ = ["LayerProjections", "projected_spectral_alignment_loss"]
 
@@ -59,6 +59,7 @@ class LayerProjections(nn.Module):
         return f"num_pairs={self.num_pairs}, student_width={self.student_width}, teacher_width={self.teacher_width}"
 
 
+@register_feature_loss("spectral-projection", needs_projections=True)
 def projected_spectral_alignment_loss(
     student_hidden: Sequence[Tensor],
     teacher_hidden: Sequence[Tensor],
@@ -75,21 +76,4 @@ def projected_spectral_alignment_loss(
     teacher), and the projection also makes a student wider than its teacher possible.
     """
     pairs = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
-    projected = projections(pairs.students)
-    check_projected_width(projected, pairs.teachers)
-    loss = spectral_loss_of_pairs(projected, pairs.teachers, pairs.mask, grid)
-    return pairs.finite(loss, *((f"LayerProjections output {i}", x) for i, x in enumerate(projected)))
-
-
-@register_feature_loss("spectral-projection", needs_projections=True)
-def _projected_spectral_feature_loss(
-    student_hidden: Sequence[Tensor],
-    teacher_hidden: Sequence[Tensor],
-    attention_mask: Tensor | None,
-    *,
-    projections: LayerProjections | None = None,
-    grid: tuple[int, int] | None = None,
-) -> Tensor:
-    """``"spectral-projection"``: the spectral loss through :class:`LayerProjections`."""
-    assert projections is not None  # FeatureLoss checks needs_projections
-    return projected_spectral_alignment_loss(student_hidden, teacher_hidden, attention_mask, projections, grid=grid)
+    return mean_over_pairs(spectral_pair_loss(grid), pairs, projections)

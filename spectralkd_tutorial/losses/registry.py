@@ -8,7 +8,7 @@ loss is one function plus one line::
     def cosine_feature_loss(student_hidden, teacher_hidden, attention_mask, *, projections=None, grid=None):
         ...  # return a scalar tensor
 
-Every registered function takes the same arguments, the :class:`FeatureLossFn` signature:
+Every feature loss is called with the same arguments, those of :meth:`FeatureLoss.__call__`:
 
 * ``student_hidden``, ``teacher_hidden``: one ``(B, L, H)`` tensor per (student layer, teacher layer)
   pair (``None`` is passed through only to losses registered with ``needs_hidden=False``);
@@ -17,13 +17,18 @@ Every registered function takes the same arguments, the :class:`FeatureLossFn` s
   ``None`` for losses registered with ``needs_projections=True``;
 * ``grid``: ``(h, w)`` for ViT patch tokens, ``None`` for text.
 
+A function that does not use a keyword option registers with ``takes`` naming the ones it does, and
+is then called without the others (most built-in losses are registered this way)::
+
+    register_feature_loss("spectral", takes=("grid",))(spectral_alignment_loss)
+
 :data:`FEATURE_LOSSES` is a live, read-only view of the registered names (in registration order).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, TypeVar, overload
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, overload
 
 from torch import Tensor
 
@@ -40,18 +45,12 @@ __all__ = [
 ]
 
 
-class FeatureLossFn(Protocol):
-    """The signature every registered feature loss has."""
+#: A registered feature-loss function: ``fn(student_hidden, teacher_hidden, attention_mask, **options)``
+#: with the keyword options (``projections``, ``grid``) it takes; see :class:`FeatureLoss`.
+FeatureLossFn = Callable[..., Tensor]
 
-    def __call__(
-        self,
-        student_hidden: Sequence[Tensor] | None,
-        teacher_hidden: Sequence[Tensor] | None,
-        attention_mask: Tensor | None,
-        *,
-        projections: LayerProjections | None = None,
-        grid: tuple[int, int] | None = None,
-    ) -> Tensor: ...
+#: The keyword options :meth:`FeatureLoss.__call__` passes on (to a function that ``takes`` them).
+OPTIONS = ("projections", "grid")
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class FeatureLoss:
     fn: FeatureLossFn
     needs_projections: bool = False
     needs_hidden: bool = True
+    takes: tuple[str, ...] = OPTIONS
 
     def __call__(
         self,
@@ -72,7 +72,7 @@ class FeatureLoss:
         projections: LayerProjections | None = None,
         grid: tuple[int, int] | None = None,
     ) -> Tensor:
-        """Check that the inputs this loss needs are there, then compute it."""
+        """Check that the inputs this loss needs are there, then compute it (with the options it takes)."""
         if self.needs_hidden and (student_hidden is None or teacher_hidden is None):
             raise ValueError(
                 f"feature_loss={self.name!r} needs student_hidden and teacher_hidden; use 'none' for logits only"
@@ -82,7 +82,8 @@ class FeatureLoss:
                 f"feature_loss={self.name!r} needs projections=LayerProjections(num_pairs, student_width, "
                 "teacher_width), with its parameters in the optimizer"
             )
-        return self.fn(student_hidden, teacher_hidden, attention_mask, projections=projections, grid=grid)
+        options = {"projections": projections, "grid": grid}
+        return self.fn(student_hidden, teacher_hidden, attention_mask, **{k: options[k] for k in self.takes})
 
 
 #: name -> :class:`FeatureLoss`; filled by :func:`register_feature_loss`.
@@ -92,18 +93,27 @@ F = TypeVar("F", bound=Callable[..., Tensor])
 
 
 def register_feature_loss(
-    name: str, *, needs_projections: bool = False, needs_hidden: bool = True, replace: bool = False
+    name: str,
+    *,
+    needs_projections: bool = False,
+    needs_hidden: bool = True,
+    takes: Sequence[str] = OPTIONS,
+    replace: bool = False,
 ) -> Callable[[F], F]:
-    """Decorator: register ``fn`` (with the :class:`FeatureLossFn` signature) under ``name``.
+    """Decorator: register ``fn`` (called as :meth:`FeatureLoss.__call__` is) under ``name``.
 
     ``needs_projections``: :func:`distillation_loss` refuses to run it without a
     :class:`LayerProjections` module (and :attr:`DistillationLossConfig.needs_projections` is true).
     ``needs_hidden``: whether it needs the hidden states (``False`` only for logits-only ``"none"``).
+    ``takes``: the keyword options of :data:`OPTIONS` that ``fn`` accepts; the others are not passed.
     ``replace``: allow re-registering an existing name (e.g. when reloading a notebook cell).
     The function is returned unchanged.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a feature loss name must be a non-empty string, got {name!r}")
+    unknown = [option for option in takes if option not in OPTIONS]
+    if isinstance(takes, str) or unknown:
+        raise ValueError(f"takes={takes!r} must name options among {OPTIONS}")
 
     def decorator(fn: F) -> F:
         if name in FEATURE_LOSS_REGISTRY and not replace:
@@ -111,7 +121,7 @@ def register_feature_loss(
                 f"feature loss {name!r} is already registered ({FEATURE_LOSS_REGISTRY[name].fn.__qualname__}); "
                 "pick another name or pass replace=True"
             )
-        FEATURE_LOSS_REGISTRY[name] = FeatureLoss(name, fn, needs_projections, needs_hidden)
+        FEATURE_LOSS_REGISTRY[name] = FeatureLoss(name, fn, needs_projections, needs_hidden, tuple(takes))
         return fn
 
     return decorator

@@ -14,19 +14,17 @@ spectra is the energy of the spectrum of ``D``; see :mod:`.parseval` for what th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import functools
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import autocast_off, check_pairs, masked
+from .common import PairLoss, check_pairs, masked, mean_over_pairs
 from .registry import register_feature_loss
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .projection import LayerProjections
-
-__all__ = ["pool_teacher_channels", "spectral_alignment_loss", "spectral_loss_of_pairs", "token_spectrum"]
+__all__ = ["pool_teacher_channels", "spectral_alignment_loss", "spectral_pair_loss", "token_spectrum"]
 
 
 def pool_teacher_channels(teacher_hidden: Tensor, student_width: int) -> Tensor:
@@ -79,6 +77,12 @@ def _pair_spectral_loss(
     return F.mse_loss(spec_s, spec_t)
 
 
+def spectral_pair_loss(grid: tuple[int, int] | None) -> PairLoss:
+    """The spectral loss of one pair over the token axis (``grid=None``) or the ``(h, w)`` patch grid."""
+    return functools.partial(_pair_spectral_loss, grid=grid)
+
+
+@register_feature_loss("spectral", takes=("grid",))  # the parameter-free pooled teacher: no projections
 def spectral_alignment_loss(
     student_hidden: Sequence[Tensor],
     teacher_hidden: Sequence[Tensor],
@@ -96,26 +100,4 @@ def spectral_alignment_loss(
     zeroed in both; everything is computed in float32 with autocast off, whatever the input dtype.
     """
     pairs = check_pairs(student_hidden, teacher_hidden, attention_mask, grid)
-    return pairs.finite(spectral_loss_of_pairs(pairs.students, pairs.teachers, pairs.mask, grid))
-
-
-def spectral_loss_of_pairs(
-    students: Sequence[Tensor], teachers: Sequence[Tensor], mask: Tensor | None, grid: tuple[int, int] | None
-) -> Tensor:
-    """``L_spec`` of already checked pairs (``mask``: bool or ``None``), float32 with autocast off."""
-    with autocast_off(students[0].device):
-        losses = [_pair_spectral_loss(s, t, mask, grid) for s, t in zip(students, teachers)]
-        return torch.stack(losses).mean()
-
-
-@register_feature_loss("spectral")
-def _spectral_feature_loss(
-    student_hidden: Sequence[Tensor],
-    teacher_hidden: Sequence[Tensor],
-    attention_mask: Tensor | None,
-    *,
-    projections: LayerProjections | None = None,
-    grid: tuple[int, int] | None = None,
-) -> Tensor:
-    """``"spectral"``: SpectralKD with the parameter-free pooled teacher (projections unused)."""
-    return spectral_alignment_loss(student_hidden, teacher_hidden, attention_mask, grid=grid)
+    return mean_over_pairs(spectral_pair_loss(grid), pairs)

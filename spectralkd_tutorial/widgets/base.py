@@ -8,11 +8,12 @@ from typing import Any, Callable
 
 
 class FigureExplorer:
-    """Base class: subclasses set ``self.fig`` and implement ``update`` and ``_controls``."""
+    """Base class: subclasses set ``self.fig`` and implement ``update``, ``_check`` and ``_controls``
+    (and may widen the controls with ``control_width``)."""
 
-    control_names: tuple[str, ...] = ()
     control_width: str = "420px"
     _widget: Any = None
+    _control_names: tuple[str, ...] = ()  # the keys of ``_controls``, once the widget is built
 
     def update(self, **values: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -37,13 +38,14 @@ class FigureExplorer:
             raise
 
     def _controls(self, widgets: Any, style: dict[str, str], layout: Any) -> dict[str, Any]:  # pragma: no cover
-        """The named ipywidgets controls, in ``control_names`` order."""
+        """The named ipywidgets controls (``update``'s keyword arguments), in display order."""
         raise NotImplementedError
 
     @property
     def sliders(self) -> dict[str, Any]:
         """The controls by name (built with :attr:`widget`)."""
-        return dict(zip(self.control_names, self.widget.children[: len(self.control_names)]))
+        controls = self.widget.children  # builds the widget, and so the names, on first use
+        return dict(zip(self._control_names, controls))
 
     @property
     def widget(self):
@@ -55,6 +57,7 @@ class FigureExplorer:
             style = {"description_width": "initial"}
             layout = widgets.Layout(width=self.control_width)
             controls = self._controls(widgets, style, layout)
+            self._control_names = tuple(controls)
 
             def redraw(**values: Any) -> None:
                 self.update(**values)
@@ -62,3 +65,15 @@ class FigureExplorer:
 
             self._widget = widgets.interactive(redraw, **controls)
         return self._widget
+
+
+def layer_and_bin_sliders(
+    widgets: Any, style: dict[str, str], layout: Any, *, layer: int, layers: tuple[int, int], k: int, max_k: int
+) -> dict[str, Any]:
+    """The two controls every spectrum explorer starts with: ``layer`` in ``layers`` (first, last; 0 =
+    embeddings) and the frequency bin ``k`` in ``[0, max_k]``."""
+    return dict(
+        layer=widgets.IntSlider(value=layer, min=layers[0], max=layers[1],
+                                description="layer (0 = embeddings)", style=style, layout=layout),
+        k=widgets.IntSlider(value=k, min=0, max=max_k, description="frequency bin k", style=style, layout=layout),
+    )

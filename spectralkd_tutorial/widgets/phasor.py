@@ -40,10 +40,8 @@ class PhasorExplorer(FigureExplorer):
         n: int = 64,
         *,
         k: int = 3,
-        freq: float = 3.0,
-        phase: float = 0.0,
-        mix: float = 0.5,
-        second_freq: float = 7.0,
+        freq: float = 3.0, phase: float = 0.0,  # x_n = cos(2*pi*freq*n/N + phase)
+        mix: float = 0.5, second_freq: float = 7.0,  #     + mix * cos(2*pi*second_freq*n/N)
         max_k: int | None = None,
         figsize: tuple[float, float] = (8.5, 3.8),
     ) -> None:
@@ -100,9 +98,6 @@ class PhasorExplorer(FigureExplorer):
         return self.centre
 
     # ---------------------------------------------------------------------------------------
-    control_names = ('k', 'freq', 'phase', 'mix')
-    control_width = "420px"
-
     def _controls(self, widgets, style, layout) -> dict[str, Any]:
         return dict(
             k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="winding k", style=style, layout=layout),

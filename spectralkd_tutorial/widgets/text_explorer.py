@@ -29,7 +29,7 @@ from ..text_analysis import (
 )
 
 __all__ = ["TextSpectrumExplorer"]
-from .base import FigureExplorer
+from .base import FigureExplorer, layer_and_bin_sliders
 
 
 class TextSpectrumExplorer(FigureExplorer):
@@ -154,15 +154,12 @@ class TextSpectrumExplorer(FigureExplorer):
         return self.ranked
 
     # ---------------------------------------------------------------------------------------
-    control_names = ('layer', 'k', 'sentence')
     control_width = "460px"
 
     def _controls(self, widgets, style, layout) -> dict[str, Any]:
         return dict(
-            layer=widgets.IntSlider(value=self.layer, min=self.layers[0], max=self.layers[-1],
-                                    description="layer (0 = embeddings)", style=style, layout=layout),
-            k=widgets.IntSlider(value=self.k, min=0, max=self.max_k, description="frequency bin k",
-                                style=style, layout=layout),
+            **layer_and_bin_sliders(widgets, style, layout, layer=self.layer,
+                                    layers=(self.layers[0], self.layers[-1]), k=self.k, max_k=self.max_k),
             sentence=widgets.Dropdown(options=[(text[:60], i) for i, text in enumerate(self.texts)],
                                       value=self.sentence, description="sentence", style=style, layout=layout),
         )

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..spectral import channel_spectrum, half_spectrum_bins, spectral_signature
 from ..vision import patch_grid, prefix_token_count, tokens_to_grid, vision_hidden_states
-from .base import FigureExplorer
+from .base import FigureExplorer, layer_and_bin_sliders
 
 __all__ = ["ViTSpectrumExplorer"]
 
@@ -180,15 +180,10 @@ class ViTSpectrumExplorer(FigureExplorer):
         return self.magnitude_map
 
     # ---------------------------------------------------------------------------------------
-    control_names = ('layer', 'k', 'image')
-    control_width = "420px"
-
     def _controls(self, widgets, style, layout) -> dict[str, Any]:
         return dict(
-            layer=widgets.IntSlider(value=self.layer, min=0, max=self.num_layers - 1,
-                                    description="layer (0 = embeddings)", style=style, layout=layout),
-            k=widgets.IntSlider(value=self.k, min=0, max=self.bins - 1, description="frequency bin k",
-                                style=style, layout=layout),
+            **layer_and_bin_sliders(widgets, style, layout, layer=self.layer, layers=(0, self.num_layers - 1),
+                                    k=self.k, max_k=self.bins - 1),
             image=widgets.IntSlider(value=self.image_index, min=0, max=self.num_images - 1,
                                     description="image", style=style, layout=layout),
         )

@@ -247,6 +247,16 @@ def _check_out(out: str | os.PathLike) -> None:
     check_writable_directory(out)
 
 
+def _run_resolved(args: argparse.Namespace, run: Any) -> Any:
+    """Resolve the config, check --out, ``run(config)``, then record the config beside the results."""
+    config = resolve_config(args)
+    _setup_threads()
+    _check_out(args.out)
+    result = run(config)
+    _write_config(config, args.out)
+    return result
+
+
 def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
     """Copy result files (e.g. into assets/) atomically."""
     from .io import atomic_copy
@@ -318,11 +328,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     """The ablation grid: strategies x seeds, table and plots (resumable)."""
     from .experiment import PUBLISHED_FILES, run_experiment
 
-    config = resolve_config(args)
-    _setup_threads()
-    _check_out(args.out)
-    report = run_experiment(config, args.out, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
-    _write_config(config, args.out)
+    report = _run_resolved(args, lambda config: run_experiment(config, args.out, overwrite=args.overwrite,
+                                                               keep_checkpoints=args.keep_checkpoints))
     print(report.table_markdown)
     print(report.conclusion)
     print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")
@@ -342,11 +349,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     """Conditions x strategies x seeds with paired statistics (resumable)."""
     from .study import PUBLISHED_FILES, run_study
 
-    config = resolve_config(args)
-    _setup_threads()
-    _check_out(args.out)
-    record = run_study(config, args.out, conditions=args.conditions, overwrite=args.overwrite)
-    _write_config(config, args.out)
+    record = _run_resolved(args, lambda config: run_study(config, args.out, conditions=args.conditions,
+                                                          overwrite=args.overwrite))
     print((Path(args.out) / "study.md").read_text())
     if args.publish:
         names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]

@@ -40,30 +40,25 @@ def _quick() -> RunConfig:
 
 
 def _workshop() -> RunConfig:
-    return RunConfig(
-        name="workshop",
-        data=DataConfig(dataset="clinc150:full", max_length=48),
-        teacher=TeacherConfig(model=MINILM_HUB_NAME, train=TrainConfig(epochs=3, learning_rate=2e-4)),
-        student=StudentConfig(model="layers:3", init="uniform", train=TrainConfig(epochs=1, learning_rate=2e-4)),
-        loss=DistillationLossConfig(alpha=0.5, temperature=2.0, beta=1.0),
-        analysis=AnalysisConfig(samples=512, batch_size=64),
-        grid=GridConfig(strategies=WORKSHOP_STRATEGIES, seeds=(0, 1, 2), dynamics_samples=256),
-        vision=VisionConfig(epochs=20),
-    )
+    """``quick`` with a real teacher and data: what differs is all that is written."""
+    return _quick().replace(**{
+        "name": "workshop", "data.dataset": "clinc150:full", "data.max_length": 48,
+        "teacher.model": MINILM_HUB_NAME, "teacher.train.epochs": 3, "teacher.train.learning_rate": 2e-4,
+        "student.model": "layers:3", "student.train.epochs": 1, "student.train.learning_rate": 2e-4,
+        "analysis.samples": 512, "analysis.batch_size": 64,
+        "grid.strategies": WORKSHOP_STRATEGIES, "grid.dynamics_samples": 256, "vision.epochs": 20,
+    })
 
 
 def _full() -> RunConfig:
-    return RunConfig(
-        name="full",
-        data=DataConfig(dataset="clinc150:plus", max_length=64),
-        teacher=TeacherConfig(model="roberta-large", train=TrainConfig(epochs=4, learning_rate=2e-5)),
-        student=StudentConfig(model="roberta-base", init="uniform", train=TrainConfig(epochs=4, learning_rate=5e-5)),
-        loss=DistillationLossConfig(alpha=0.5, temperature=2.0, beta=1.0),
-        analysis=AnalysisConfig(samples=2048, batch_size=128),
-        grid=GridConfig(strategies=ABLATION_STRATEGIES, seeds=(0, 1, 2), dynamics_samples=256),
-        runtime=RuntimeConfig(mixed_precision="auto"),
-        vision=VisionConfig(epochs=20, model="google/vit-base-patch16-224"),
-    )
+    """``workshop`` on a GPU with roberta-large: what differs is all that is written."""
+    return _workshop().replace(**{
+        "name": "full", "data.dataset": "clinc150:plus", "data.max_length": 64,
+        "teacher.model": "roberta-large", "teacher.train.epochs": 4, "teacher.train.learning_rate": 2e-5,
+        "student.model": "roberta-base", "student.train.epochs": 4, "student.train.learning_rate": 5e-5,
+        "analysis.samples": 2048, "analysis.batch_size": 128, "grid.strategies": ABLATION_STRATEGIES,
+        "runtime.mixed_precision": "auto", "vision.model": "google/vit-base-patch16-224",
+    })
 
 
 PRESET_FACTORIES = {"quick": _quick, "workshop": _workshop, "full": _full}

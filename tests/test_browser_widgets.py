@@ -201,7 +201,7 @@ def browser(lab):
 
 CURRENT = "window.jupyterapp.shell.currentWidget"
 
-OPEN_JS = f"""async (path) => {{
+OPEN_JS = f"""async () => {{
     const panel = {CURRENT};
     await panel.context.ready;
     await panel.sessionContext.ready;
@@ -242,7 +242,7 @@ def _run_chapter(page, lab: JupyterLabServer, notebook: str) -> dict:
     page.wait_for_function(f"window.jupyterapp && {CURRENT} && {CURRENT}.sessionContext && "
                            f"{CURRENT}.context && {CURRENT}.context.path === {json.dumps(notebook)}",
                            timeout=NOTEBOOK_OPEN_S * 1000)
-    page.evaluate(OPEN_JS, notebook)
+    page.evaluate(OPEN_JS)
     page.wait_for_function(f"{CURRENT}.sessionContext.session && {CURRENT}.sessionContext.session.kernel && "
                            f"{CURRENT}.sessionContext.session.kernel.status === 'idle'",
                            timeout=NOTEBOOK_OPEN_S * 1000)
@@ -356,6 +356,9 @@ def test_explorer_redraws_when_its_slider_moves(lab, browser, notebook, label, e
                                timeout=REDRAW_S * 1000)
         _assert_widgets_fine(page, notebook, explorer)
         _assert_no_error_outputs(notebook, page.evaluate(f"{CURRENT}.content.model.toJSON()"))
+    except BaseException:  # pytest.fail and playwright's TimeoutError alike: show the server's side
+        print(f"--- JupyterLab log (tail) ---\n{lab.log_tail()}")
+        raise
     finally:
         page.close()
         lab.shutdown_kernels()

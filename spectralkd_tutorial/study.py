@@ -43,7 +43,7 @@ class Condition:
     name: str
     title: str
     why: str
-    dataset: str = "clinc150:full"
+    dataset: str | None = None  # None: the preset's data set
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config keys for the students
     per_label: int | None = None  # students see only this many training utterances per label
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -141,7 +141,8 @@ def _with_train(dataset: IntentDataset, train) -> IntentDataset:
 
 
 def condition_config(base: RunConfig, condition: Condition, teacher_dir: Path, chosen: dict[str, Any]) -> RunConfig:
-    return base.replace(**{"data.dataset": condition.dataset, "teacher.finetuned": str(teacher_dir / "model"),
+    return base.replace(**{"data.dataset": condition.dataset or base.data.dataset,
+                           "teacher.finetuned": str(teacher_dir / "model"),
                            "grid.strategies": condition.strategies, "grid.seeds": condition.seeds,
                            **condition.overrides, **chosen})
 
@@ -150,8 +151,9 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
                   chosen_by: dict[str, dict[str, Any]] | None = None, log=print) -> ConditionResult:
     """Teacher (shared by the conditions of a data set), tuning on validation, then the grid."""
     start = time.perf_counter()
-    teacher_config = base.replace(**{"data.dataset": condition.dataset})
-    slug = condition.dataset.replace(":", "-").replace("/", "-")
+    dataset_spec = condition.dataset or base.data.dataset
+    teacher_config = base.replace(**{"data.dataset": dataset_spec})
+    slug = dataset_spec.replace(":", "-").replace("/", "-")
     dataset = load_data(teacher_config)
     teacher = train_teacher(teacher_config, out / "teachers" / slug, dataset=dataset, overwrite=overwrite)
     students_data = scarce_training_set(dataset, condition.per_label) if condition.per_label else dataset
@@ -277,7 +279,7 @@ def condition_record(result: ConditionResult) -> dict[str, Any]:
     layers = {s: sorted({tuple(r["mapping"]["teacher_layers"]) for r in report.runs if r["strategy"] == s})
               for s in strategies}
     coinciding = {r["strategy"]: r["same_as"] for r in report.runs if r.get("same_as")}
-    return {"title": result.condition.title, "why": result.condition.why, "dataset": result.condition.dataset,
+    return {"title": result.condition.title, "why": result.condition.why, "dataset": result.config.data.dataset,
             "per_label": result.condition.per_label, "seeds": list(result.condition.seeds),
             "config": result.config.to_dict(), "tuning": result.tuning, "teacher_test": report.teacher_test,
             "layers": {s: [list(t) for t in v] for s, v in layers.items()}, "same_as": coinciding,

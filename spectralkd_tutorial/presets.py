@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .config import (AnalysisConfig, DataConfig, DistillationLossConfig, GridConfig, RunConfig, RuntimeConfig,
+from .config import (AnalysisConfig, DataConfig, DistillationLossConfig, GridConfig, RunConfig,
                      StudentConfig, TeacherConfig, TrainConfig, VisionConfig)
 
 PRESET_ENV = "SPECTRALKD_PRESET"

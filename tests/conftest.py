@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -50,3 +51,24 @@ def tiny_roberta(tmp_path_factory):
     path = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-roberta"), "roberta", num_labels=3, num_layers=3,
                                  hidden_size=32, num_heads=4)
     return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """``disk_full("results.json")``: from then on, an atomic write onto that file name fails with
+    ENOSPC; ``disk_full(None)``: the disk has room again."""
+    replace = os.replace
+
+    def arm(name: str | None) -> None:
+        if name is None:
+            monkeypatch.setattr(os, "replace", replace)
+            return
+
+        def failing(source, target, *args, **kwargs):
+            if Path(target).name == name:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return replace(source, target, *args, **kwargs)
+
+        monkeypatch.setattr(os, "replace", failing)
+
+    return arm

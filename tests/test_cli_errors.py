@@ -7,11 +7,9 @@ older code.
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -238,16 +236,9 @@ def test_an_unreachable_hub_fails_fast_with_the_alternatives(tmp_path):
 # faults during a run
 # ---------------------------------------------------------------------------------------------
 
-def test_a_full_disk_names_the_file_and_leaves_no_temporary_file_or_lock(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_names_the_file_and_leaves_no_temporary_file_or_lock(tmp_path, capsys, disk_full):
     out = tmp_path / "D"
-    replace = os.replace
-
-    def disk_full(source, target, *args, **kwargs):
-        if Path(target).name == "checkpoint.pt":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return replace(source, target, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", disk_full)
+    disk_full("checkpoint.pt")
     argv = ["teacher", *QUICK, "--epochs", "1", "--out", str(out)]
     code, err = run_cli(capsys, *argv)
     assert code == 2

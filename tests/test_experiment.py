@@ -9,7 +9,6 @@ counts the runs it trains and hashes each student's weights when its training st
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math

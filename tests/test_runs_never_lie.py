@@ -15,7 +15,6 @@ older code.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -197,25 +196,18 @@ def test_3_finished_runs_are_never_dropped(teachers, tmp_path, capsys):
     assert "| none |" in table and "| uniform |" not in table and "| none |" in stdout
 
 
-def test_3_a_failed_write_keeps_the_previous_results(teachers, tmp_path, capsys, monkeypatch):
+def test_3_a_failed_write_keeps_the_previous_results(teachers, tmp_path, capsys, disk_full):
     out = tmp_path / "E"
     base = ["experiment", *QUICK, "--teacher", str(teachers[0]), *GRID, "--out", str(out)]
     assert run_cli(capsys, *base, "--seeds", "0")[0] == 0
     before = (out / "results.json").read_bytes()
-    replace = os.replace
-
-    def disk_full(source, target, *args, **kwargs):
-        if Path(target).name == "results.json":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return replace(source, target, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", disk_full)
+    disk_full("results.json")
     code, _, err = run_cli(capsys, *base, "--seeds", "1")
     assert code == 2
     assert f"{out / 'results.json'}: No space left on device" in err and "free disk space" in err
     assert (out / "results.json").read_bytes() == before
     assert not leftovers(out)
-    monkeypatch.setattr(os, "replace", replace)
+    disk_full(None)
     assert run_cli(capsys, *base, "--seeds", "1")[0] == 0
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert [(r["strategy"], r["seed"]) for r in runs] == [("none", 0), ("none", 1)]

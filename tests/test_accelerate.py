@@ -24,7 +24,7 @@ import torch
 
 from spectralkd_tutorial import cli
 from spectralkd_tutorial.config import DistillationLossConfig, RuntimeConfig, TrainConfig
-from spectralkd_tutorial.core.batching import collate, encode_split, shard
+from spectralkd_tutorial.core.batching import encode_split, shard
 from spectralkd_tutorial.core.run_store import RunStore
 from spectralkd_tutorial.core.teacher_cache import TeacherCache, cache_bytes, prepare_cache
 from spectralkd_tutorial.core.training import Distillation, fit

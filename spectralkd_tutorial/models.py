@@ -75,11 +75,13 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
         if cached is not None:  # the hub cache holds it: no download needed
             return text if offline else cached
         package = offline_models.missing_hint(text)
-        why = ("HF_HUB_OFFLINE is set, so it cannot be downloaded. Unset HF_HUB_OFFLINE (needs internet), "
-               if offline else "the Hugging Face hub cannot be reached (no network?) and it is not in the hub "
-               "cache. Connect to the internet, set HF_HUB_OFFLINE=1 to fail fast without one, or ")
-        raise FileNotFoundError(f"model {text!r}: {package + '. Otherwise: ' if package else ''}it is not a local "
-                                f"directory and {why}pass a directory written by save_pretrained.")
+        reason, remedy = (("HF_HUB_OFFLINE is set, so it cannot be downloaded", "Unset HF_HUB_OFFLINE (needs internet), ")
+                          if offline else
+                          ("the Hugging Face hub cannot be reached (no network?) and it is not in the hub cache",
+                           "Connect to the internet, set HF_HUB_OFFLINE=1 to fail fast without one, or "))
+        raise FileNotFoundError(f"model {text!r} is not a local directory and {reason}. "
+                                f"{package + '. Otherwise: ' if package else ''}{remedy}pass a directory written by "
+                                "save_pretrained.")
     return text
 
 

@@ -72,3 +72,26 @@ def disk_full(monkeypatch):
         monkeypatch.setattr(os, "replace", failing)
 
     return arm
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """``interrupt_training(9)``: the training loop raises KeyboardInterrupt once 9 batches are done;
+    ``interrupt_training(None)``: it trains normally again."""
+    from spectralkd_tutorial.core import training
+
+    train_step = training.train_step
+
+    def arm(after_batches: int | None) -> None:
+        if after_batches is None:
+            monkeypatch.setattr(training, "train_step", train_step)
+            return
+
+        def interrupted(loop):
+            if loop.batch_index >= after_batches:
+                raise KeyboardInterrupt
+            return train_step(loop)
+
+        monkeypatch.setattr(training, "train_step", interrupted)
+
+    return arm

@@ -247,22 +247,13 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary_file_or_lock(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # no temporary file, no lock
 
 
-def test_a_truncated_checkpoint_is_named_with_the_way_out(tmp_path, capsys, monkeypatch):
-    from spectralkd_tutorial.core import training
-
+def test_a_truncated_checkpoint_is_named_with_the_way_out(tmp_path, capsys, interrupt_training):
     out = tmp_path / "D"
     argv = ["teacher", *QUICK, "--epochs", "2", "--out", str(out)]
-    train_step = training.train_step
-
-    def interrupted(loop):
-        if loop.batch_index >= 9:  # after the checkpoint of epoch 1 (7 batches)
-            raise KeyboardInterrupt
-        return train_step(loop)
-
-    monkeypatch.setattr(training, "train_step", interrupted)
+    interrupt_training(9)  # after the checkpoint of epoch 1 (7 batches)
     code, err = run_cli(capsys, *argv)
     assert code == 130 and "interrupted; run the same command again to resume" in err
-    monkeypatch.setattr(training, "train_step", train_step)
+    interrupt_training(None)
     checkpoint = out / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
     code, err = run_cli(capsys, *argv)

@@ -338,24 +338,16 @@ def test_orphans_of_a_nested_run_in_use_are_left_to_it(tmp_path):
     assert busy.exists() and not orphan.exists()
 
 
-def test_result_files_and_checkpoints_follow_the_umask(teachers, tmp_path, capsys, monkeypatch):
-    from spectralkd_tutorial.core import training
+def test_result_files_and_checkpoints_follow_the_umask(teachers, tmp_path, capsys, interrupt_training):
 
     out, grid = tmp_path / "D", tmp_path / "E"
     previous = os.umask(0o022)
     try:
-        train_step = training.train_step
-
-        def interrupted(loop):
-            if loop.batch_index >= 9:  # after the checkpoint of epoch 1 (7 batches)
-                raise KeyboardInterrupt
-            return train_step(loop)
-
-        monkeypatch.setattr(training, "train_step", interrupted)
+        interrupt_training(9)  # after the checkpoint of epoch 1 (7 batches)
         argv = ["teacher", *QUICK, "--epochs", "2", "--out", str(out)]
         assert run_cli(capsys, *argv)[0] == 130
         assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {"run.json": 0o644, "checkpoint.pt": 0o644}
-        monkeypatch.setattr(training, "train_step", train_step)
+        interrupt_training(None)
         assert run_cli(capsys, *argv)[0] == 0
         assert run_cli(capsys, "experiment", *QUICK, "--teacher", str(teachers[0]), *GRID, "--seeds", "0",
                        "--keep-checkpoints", "--out", str(grid))[0] == 0

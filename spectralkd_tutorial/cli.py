@@ -148,7 +148,8 @@ def _add_distillation_options(parser: argparse.ArgumentParser, *, grid: bool) ->
                            "student aligns with (default: the config's one strategy, else spectral-ends)")
         group.add_argument("--seed", type=_finite(int), default=None, help="seed of the student's data order and "
                            "dropout (default: the config's first seed, 0 in every preset)")
-    group.add_argument("--feature-loss", default=None, help="spectral, mse, projection, spectral-projection, none")
+    group.add_argument("--feature-loss", default=None, help="spectral, mse, projection, spectral-projection "
+                       "(token by token), pooled-spectral (per sentence: any student tokenizer), none")
     group.add_argument("--alpha", type=_finite(float), default=None, help="weight of KD vs CE (default: preset)")
     group.add_argument("--temperature", type=_finite(float), default=None, help="softmax temperature T")
     group.add_argument("--beta", type=_finite(float), default=None, help="weight of the feature loss")

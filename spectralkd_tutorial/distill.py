@@ -4,7 +4,9 @@
     -> its spectral profile (OUT/teacher_intensity.json/png)
     -> the strategy's layer mapping (default ``spectral-ends``)
     -> the student: ``layers:K`` (K teacher blocks copied), ``random:KxH``, or a smaller pretrained
-       model (its head made for the teacher's labels; it must tokenize like the teacher)
+       model (its head made for the teacher's labels). A student with another tokenizer reads its own
+       tokens, the teacher its own: logit KD as usual, and the feature loss sentence-level
+       (``pooled-spectral``: mean over each model's real tokens, spectrum over channels)
     -> distillation (OUT/student: checkpoints; an interrupted run resumes)
     -> OUT/model (``save_pretrained``: safetensors, tokenizer, label names; loads with
        ``transformers.pipeline("text-classification", model=OUT/model)``)
@@ -33,11 +35,10 @@ from .core.device import resolve_device
 from .core.run_store import RunStore
 from .data import IntentDataset
 from .end_to_end.report import describe_device
-from .errors import UsageError
 from .experiment import teacher_profile
 from .inference import has_label_names, label_names
 from .io import atomic_write_text, save_pretrained_atomic
-from .losses import check_tokenizers_compatible
+from .losses import check_feature_loss_tokenization, same_tokenization
 from .metrics import headline
 from .model_card import disk_size, latency_profile, model_card_markdown, retained
 from .models import count_parameters, hidden_width, load_classifier, load_model_dir, model_directory, num_blocks
@@ -109,13 +110,17 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
         profile = teacher_profile(store, teacher, dataset, config)
         student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed)
         mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed)
+        shared = tokenizer is teacher.tokenizer
+        if not shared and mapping.pairs and config.loss.beta > 0:
+            check_feature_loss_tokenization(config.loss.feature_loss, f"student {config.student.model!r}")
         child = store.child("student", kind="student", settings={"distill": store.fingerprint,
                                                                  "pairs": [list(p) for p in mapping.pairs]})
         with child:
             trained = distil_student(config.replace(**{"grid.dynamics_samples": 0}), teacher.model, tokenizer, dataset,
-                                     student, mapping, seed=seed, store=child, description="student")
+                                     student, mapping, seed=seed, store=child, description="student",
+                                     teacher_tokenizer=None if shared else teacher.tokenizer)
             model_dir = ship_student(student, tokenizer, dataset, config.data.max_length, store.path("model"))
-            record = build_record(config, dataset, teacher, source, trained, mapping, init, model_dir,
+            record = build_record(config, dataset, teacher, source, trained, tokenizer, mapping, init, model_dir,
                                   command=command, latency=dict(repeats=latency_repeats, queries=latency_queries))
             card = model_card_markdown(record, config_toml)
             atomic_write_text(model_dir / "README.md", card)
@@ -131,29 +136,30 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
 
 def make_student(config: RunConfig, teacher: TeacherResult, dataset: IntentDataset, intensities, *,
                  seed: int = 0) -> tuple[nn.Module, Any, LayerMapping | None]:
-    """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher, or a
-    smaller pretrained model whose classifier head is made for the data's labels."""
+    """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher (the
+    teacher's tokenizer), or a smaller pretrained model whose classifier head is made for the data's
+    labels: the teacher's tokenizer when both tokenize the training texts alike, else its own."""
     if config.student.num_layers is not None:
         student, init = build_student(config, teacher.model, intensities)
         return student, teacher.tokenizer, init
     student, tokenizer = load_classifier(config.student.model, dataset.label_names, seed=seed)
-    check_same_tokenizer(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES], config.student.model)
-    return student, teacher.tokenizer, None
+    if same_tokenization(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES]):
+        return student, teacher.tokenizer, None
+    return student, tokenizer, None
 
 
-def check_same_tokenizer(teacher_tokenizer, student_tokenizer, texts, name: str) -> None:
-    """A pretrained student must turn every text into the teacher's token ids (for now)."""
-    texts = list(texts)
-    if teacher_tokenizer(texts)["input_ids"] == student_tokenizer(texts)["input_ids"]:
-        return
-    note = (f"student {name!r} does not tokenize like the teacher. For now `distill` needs a student that "
-            "shares the teacher's tokenizer (a path for other tokenizers is planned): use layers:K or random:KxH, "
-            "or a smaller model of the teacher's family")
-    try:
-        check_tokenizers_compatible(teacher_tokenizer, student_tokenizer, texts)
-    except ValueError as error:
-        raise UsageError(f"{note}.\n{error}") from error
-    raise UsageError(f"{note}: its tokens are the teacher's but numbered with other ids.")
+def alignment_record(shared: bool, loss: str, mapping: LayerMapping) -> dict[str, Any]:
+    """How teacher and student were compared, as the record and the model card state it."""
+    if shared:
+        statement = "the student uses the teacher's tokenizer; logits and features are compared token by token."
+    elif mapping.pairs and loss != "none":
+        statement = (f"the student has its own tokenizer; each model read the texts in its own tokens. Logit KD "
+                     f"per text; features compared per sentence (`{loss}`: mean over each model's real tokens, "
+                     "spectrum over channels), no token correspondence needed.")
+    else:
+        statement = "the student has its own tokenizer; each model read the texts in its own tokens; logit KD only."
+    return {"tokenizers": "shared" if shared else "different", "feature_loss": loss if mapping.pairs else "none",
+            "statement": statement}
 
 
 def check_teacher_labels(model: nn.Module, dataset: IntentDataset, name: str) -> None:
@@ -192,8 +198,8 @@ def model_entry(model: nn.Module, tokenizer, metrics: dict, directory: Path | No
 
 
 def build_record(config: RunConfig, dataset: IntentDataset, teacher: TeacherResult, source: str, trained,
-                 mapping: LayerMapping, init: LayerMapping | None, model_dir: Path, *, command: str | None,
-                 latency: dict[str, int]) -> dict[str, Any]:
+                 student_tokenizer, mapping: LayerMapping, init: LayerMapping | None, model_dir: Path, *,
+                 command: str | None, latency: dict[str, int]) -> dict[str, Any]:
     """What ``metrics.json`` holds and the model card is written from."""
     device = resolve_device(config.runtime.device)
     texts, length = dataset.test.texts, config.data.max_length
@@ -202,7 +208,7 @@ def build_record(config: RunConfig, dataset: IntentDataset, teacher: TeacherResu
                                                      texts, device=device, max_length=length, latency=latency)}
     student_entry = {"model": config.student.model, "init": config.student.init,
                      "init_layers": init.teacher_layers if init is not None else None,
-                     **model_entry(trained.model, teacher.tokenizer, trained.metrics, model_dir, texts, device=device,
+                     **model_entry(trained.model, student_tokenizer, trained.metrics, model_dir, texts, device=device,
                                    max_length=length, latency=latency)}
     test = student_entry["metrics"]["test"]
     return {
@@ -214,7 +220,8 @@ def build_record(config: RunConfig, dataset: IntentDataset, teacher: TeacherResu
         "retained": retained(test, teacher.test), "student_headline": headline(test),
         "mapping": {**mapping.to_dict(), "teacher_layers": mapping.teacher_layers,
                     "student_layers": mapping.student_layers},
-        "loss": asdict(config.loss), "train": asdict(config.student.train), "seed": config.grid.seeds[0],
+        "loss": asdict(config.loss), "train": asdict(config.student.train),
+        "alignment": alignment_record(student_tokenizer is teacher.tokenizer, config.loss.feature_loss, mapping), "seed": config.grid.seeds[0],
         "max_length": length, "device": describe_device(device), "seconds": trained.seconds,
         "history": trained.history,
     }

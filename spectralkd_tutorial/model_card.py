@@ -104,6 +104,7 @@ def _how_made(record: dict[str, Any]) -> list[str]:
             "intensities (layer 0 = embeddings, layer l = output of block l).",
             f"- Loss: (1 - alpha) CE + alpha T^2 KL + beta L_feature with alpha = {loss['alpha']}, "
             f"T = {loss['temperature']}, beta = {loss['beta']}, feature loss `{loss['feature_loss']}`.",
+            *([f"- Tokenization: {record['alignment']['statement']}"] if "alignment" in record else []),
             f"- {record['train']['epochs']} epochs, learning rate {record['train']['learning_rate']}, batch size "
             f"{record['train']['batch_size']}, seed {record['seed']}, {record['max_length']} tokens per query; "
             f"{record['seconds']:.0f} s of training on {record['device']}."]

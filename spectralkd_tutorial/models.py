@@ -184,6 +184,25 @@ def model_directory(path: str | os.PathLike) -> Path:
     return folder
 
 
+def fetch_model_dir(name_or_path: str | os.PathLike) -> Path:
+    """The local ``save_pretrained`` directory of a fine-tuned classifier given as a directory (``DIR`` or
+    ``DIR/model``) or a hub name (an installed offline package, the hub cache, or downloaded once into it)."""
+    text = str(name_or_path)
+    if Path(text).expanduser().exists():
+        return model_directory(text)
+    source = resolve_model_source(text)  # a clear error when offline and not available locally
+    if Path(source).is_dir():
+        return model_directory(source)
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+    except Exception as error:  # an unknown repository, a gated model, no network
+        raise FileNotFoundError(f"could not get the model {text!r} from the Hugging Face hub ({error}); check the "
+                                "name, or pass a directory written by save_pretrained") from error
+    return model_directory(folder)
+
+
 def load_model_dir(path: str | os.PathLike):
     """``(model, tokenizer)`` of a sequence classifier saved with ``save_pretrained`` (``DIR`` or ``DIR/model``).
 

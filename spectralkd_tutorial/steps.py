@@ -31,8 +31,8 @@ from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache, prepare_cache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
-from .models import (load_classifier, load_model_dir, model_directory, num_blocks, student_from_config,
-                     student_from_teacher)
+from .models import (fetch_model_dir, load_classifier, load_model_dir, model_directory, num_blocks,
+                     student_from_config, student_from_teacher)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
 
@@ -142,14 +142,14 @@ def _fit_teacher(config: RunConfig, model, tokenizer, dataset, seed: int, store:
 def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> TeacherResult:
     """A fine-tuned classifier used as is; its label count must match the data's."""
     start = time.perf_counter()
-    model, tokenizer = load_model_dir(config.teacher.finetuned)
+    folder = fetch_model_dir(config.teacher.finetuned)
+    model, tokenizer = load_model_dir(folder)
     check_label_count(model, dataset, str(config.teacher.finetuned))
     model.to(resolve_device(config.runtime.device))
     kwargs = dict(max_length=config.data.max_length)
     metrics = {"validation": evaluate(model, tokenizer, dataset, "validation", **kwargs),
                "test": evaluate(model, tokenizer, dataset, "test", **kwargs)}
-    return TeacherResult(model, tokenizer, metrics, model_fingerprint(config.teacher.finetuned),
-                         model_directory(config.teacher.finetuned), time.perf_counter() - start)
+    return TeacherResult(model, tokenizer, metrics, model_fingerprint(folder), folder, time.perf_counter() - start)
 
 
 def check_label_count(model: nn.Module, dataset: IntentDataset, name: str) -> None:
@@ -246,14 +246,18 @@ def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[f
 def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: IntentDataset, student: nn.Module,
                    mapping: LayerMapping, *, seed: int = 0, store: RunStore | None = None,
                    cache: TeacherCache | None = None, description: str = "student",
-                   save_model: bool = False) -> StudentResult:
-    """Distil ``teacher`` into ``student`` with ``mapping`` (``none``: logits only) and the config's loss."""
+                   save_model: bool = False, teacher_tokenizer=None) -> StudentResult:
+    """Distil ``teacher`` into ``student`` with ``mapping`` (``none``: logits only) and the config's loss.
+
+    ``tokenizer`` is the student's; ``teacher_tokenizer`` the teacher's when it differs (the teacher
+    then reads its own tokens, and the feature loss must be sentence-level: ``pooled-spectral``)."""
     loss = copy.deepcopy(config.loss)
     if not mapping.pairs:
         loss.feature_loss = "none"
     torch.manual_seed(seed)
+    distillation = Distillation(teacher, mapping, loss, cache=cache, teacher_tokenizer=teacher_tokenizer)
     result = fit(student, tokenizer, dataset, config.student.train, seed=seed, max_length=config.data.max_length,
-                 runtime=config.runtime, distillation=Distillation(teacher, mapping, loss, cache=cache), store=store,
+                 runtime=config.runtime, distillation=distillation, store=store,
                  dynamics_samples=config.grid.dynamics_samples, save_model=save_model, description=description)
     return StudentResult(mapping, seed, result.metrics, result.history, result.dynamics, result.seconds, student)
 

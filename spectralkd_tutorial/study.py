@@ -32,6 +32,7 @@ from .selection import SPECTRAL_STRATEGIES
 from .stats import PairedDifference, pair_by_seed, paired_difference
 from .steps import load_data, train_teacher
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
 PUBLISHED_FILES = ("results.json", "study.md", "forest.png")
 
@@ -50,14 +51,17 @@ class Condition:
     strategies: tuple[str, ...] = STUDY_STRATEGIES
     candidates: tuple[dict[str, Any], ...] = ()  # settings tried on validation before the comparison
     tuned_like: str | None = None  # reuse the setting another condition chose
+    published: str | None = None  # a committed grid of exactly this setting (results.json), read instead of re-run
 
 
 def _workshop_plan() -> list[Condition]:
-    """Cheapest and most telling first (scarce data, deeper compression, a narrow student), so that
-    a study stopped early has answered the questions the literature leaves open."""
+    """Cheapest and most telling first (the committed grid, scarce data, deeper compression, a second
+    data set, a narrow student), so that a study stopped early has answered the questions the
+    literature leaves open. C1 reads the committed workshop grid (same setting) instead of re-running it."""
     conditions = [
         Condition("C1", "CLINC150 full, 6 -> 3 blocks copied from the teacher (the workshop grid)",
-                  "the committed setting: an easy case", strategies=STUDY_STRATEGIES + ("reverse",)),
+                  "the committed setting: an easy case", strategies=STUDY_STRATEGIES + ("reverse",),
+                  published="assets/workshop/results.json"),
         Condition("C2", "deeper compression: 6 -> 2 blocks", "less capacity: does the choice of the two layers matter?",
                   overrides={"student.model": "layers:2"}),
         Condition("C3", "scarce data: students see 10 utterances per intent",
@@ -70,14 +74,14 @@ def _workshop_plan() -> list[Condition]:
                   "a student that does not start from the teacher has everything to learn from it",
                   overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3},
                   strategies=("none", "uniform", "last", "first", "spectral-ends"),
-                  candidates=({"student.train.epochs": 3}, {"student.train.epochs": 6})),
+                  candidates=({"student.train.epochs": 2}, {"student.train.epochs": 4})),
         Condition("C5p", "the same narrow student, learned projection 192 -> 384 instead of pooling",
                   "TinyBERT / TextBrewer's learned projection as the second row of C5",
                   overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3,
                              "loss.feature_loss": "spectral-projection"},
                   strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5"),
     ]
-    order = ("C3", "C2", "C5", "C5p", "C4", "C1")
+    order = ("C1", "C3", "C2", "C4", "C5", "C5p")
     return sorted(conditions, key=lambda c: order.index(c.name))
 
 
@@ -114,6 +118,7 @@ class ConditionResult:
     report: ExperimentReport
     tuning: list[dict[str, Any]]
     seconds: float
+    source: str | None = None  # the committed grid the runs were read from (None: trained by this study)
 
 
 def scarce_training_set(dataset: IntentDataset, per_label: int, seed: int = 0) -> IntentDataset:
@@ -151,6 +156,8 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
                   chosen_by: dict[str, dict[str, Any]] | None = None, log=print) -> ConditionResult:
     """Teacher (shared by the conditions of a data set), tuning on validation, then the grid."""
     start = time.perf_counter()
+    if condition.published and (PROJECT_ROOT / condition.published).exists():
+        return published_condition(base, condition, out, start)
     dataset_spec = condition.dataset or base.data.dataset
     teacher_config = base.replace(**{"data.dataset": dataset_spec})
     slug = dataset_spec.replace(":", "-").replace("/", "-")
@@ -162,6 +169,41 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     log(f"{condition.name}: {condition.title} ({len(students_data.train)} training utterances, {chosen or 'no tuning'})")
     report = run_experiment(config, out / "conditions" / condition.name, dataset=students_data, overwrite=overwrite)
     return ConditionResult(condition, config, report, tuning, time.perf_counter() - start)
+
+
+def published_condition(base: RunConfig, condition: Condition, out: Path, start: float) -> ConditionResult:
+    """A condition whose grid is committed (``condition.published``, relative to the project root; a
+    checkout without it runs the condition): its runs are read, checked against the condition's
+    settings, and not trained again."""
+    from .io import read_json
+
+    path = PROJECT_ROOT / condition.published
+    grid = read_json(path)
+    config = condition_config(base, condition, out / "teachers" / "published", {})
+    expected = {"student_layers": config.student.num_layers, "epochs": config.student.train.epochs,
+                "feature_loss": config.loss.feature_loss, "alpha": config.loss.alpha,
+                "temperature": config.loss.temperature, "beta": config.loss.beta}
+    differ = {k: (grid["fingerprint"].get(k), v) for k, v in expected.items() if grid["fingerprint"].get(k) != v}
+    if differ or grid.get("preset") != base.name:
+        raise ValueError(f"{path} was made with other settings than {condition.name} ({differ}); rerun it with "
+                         f"`spectralkd experiment --preset {base.name} --publish {path.parent}`")
+    runs = [_with_same_as(r, grid["runs"]) for r in grid["runs"]
+            if r["strategy"] in condition.strategies and r["seed"] in condition.seeds]
+    report = ExperimentReport(runs=runs, summary=grid.get("summary", []), table_markdown=grid.get("table_markdown", ""),
+                              conclusion=grid.get("conclusion", ""), teacher_test=grid["teacher"]["test"],
+                              directory=path.parent, seconds=sum(r.get("seconds", 0.0) for r in runs))
+    config = config.replace(**{"teacher.finetuned": None})
+    return ConditionResult(condition, config, report, [], time.perf_counter() - start, source=condition.published)
+
+
+def _with_same_as(run: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``run`` marked ``same_as`` the first strategy of its seed that chose the same teacher layers."""
+    for other in runs:
+        if other is run:
+            return run
+        if other["seed"] == run["seed"] and other["mapping"]["teacher_layers"] == run["mapping"]["teacher_layers"]:
+            return {**run, "same_as": other["strategy"]}
+    return run
 
 
 def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log) -> tuple[list[dict], dict]:
@@ -206,7 +248,8 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             results.append(result)
             previous["conditions"][condition.name] = condition_record(result)
             store.write_json("results.json", previous)
-            atomic_copy(out / "conditions" / condition.name / "mappings.png", out / f"mappings_{condition.name}.png")
+            figures = result.report.directory if condition.published else out / "conditions" / condition.name
+            atomic_copy(figures / "mappings.png", out / f"mappings_{condition.name}.png")
         records = previous["conditions"]
         atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
         _write_forest(records, store.path("forest.png"))
@@ -283,7 +326,7 @@ def condition_record(result: ConditionResult) -> dict[str, Any]:
             "per_label": result.condition.per_label, "seeds": list(result.condition.seeds),
             "config": result.config.to_dict(), "tuning": result.tuning, "teacher_test": report.teacher_test,
             "layers": {s: [list(t) for t in v] for s, v in layers.items()}, "same_as": coinciding,
-            "stats": condition_stats(report.runs, strategies), "runs": report.runs,
+            "stats": condition_stats(report.runs, strategies), "runs": report.runs, "source": result.source,
             "seconds": result.seconds, "grid_seconds": report.seconds}
 
 
@@ -293,6 +336,13 @@ def _fmt(diff: dict[str, Any] | None) -> str:
     if diff["n"] < 2:
         return f"{100 * diff['mean']:+.2f}"
     return f"{100 * diff['mean']:+.2f} [{100 * diff['low']:+.2f}, {100 * diff['high']:+.2f}]"
+
+
+def _source_note(record: dict[str, Any]) -> str:
+    if not record.get("source"):
+        return ""
+    return (f" Runs read from the committed grid `{record['source']}` (same setting, its own teacher; there every "
+            "strategy was trained, and those choosing the same layers gave identical students).")
 
 
 def study_markdown(records: dict[str, dict[str, Any]]) -> str:
@@ -305,7 +355,8 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
         head = stats["headline"].replace("_", " ")
         parts.append(f"\n### {name}: {record['title']}\n\n{record['why']}. Teacher test {head}: "
                      f"{100 * record['teacher_test'][stats['headline']]:.2f}%. Seeds {record['seeds']}"
-                     f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}.\n")
+                     f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}."
+                     f"{_source_note(record)}\n")
         parts.append(f"| strategy | teacher layers | {head} (%) | vs none | verdict | MDE | vs best baseline "
                      f"(`{stats['best_baseline']}`) |\n|---|---|---|---|---|---|---|")
         for strategy, row in stats["strategies"].items():

@@ -202,7 +202,7 @@ def test_distill_on_a_user_csv_with_an_oos_label(csv_teacher, workdir, capsys):
     assert "in-scope acc." in card and "OOS recall" in card and str(teacher) in card
 
 
-def test_a_pretrained_student_sharing_the_tokenizer_distils_and_another_is_refused(csv_teacher, workdir, capsys):
+def test_a_pretrained_student_sharing_the_tokenizer_distils(csv_teacher, workdir, capsys):
     from spectralkd_tutorial.tiny import build_tiny_checkpoint
 
     path, teacher = csv_teacher
@@ -214,13 +214,40 @@ def test_a_pretrained_student_sharing_the_tokenizer_distils_and_another_is_refus
     record = _metrics(out)
     assert record["student"]["model"] == str(same) and record["student"]["init_layers"] is None
     assert record["student"]["blocks"] == 2 and len(record["mapping"]["pairs"]) == 2
+    assert record["alignment"]["tokenizers"] == "shared"
     model, _ = load_model_dir(out / "model")
     assert model.config.num_labels == record["dataset"]["num_labels"]  # the head made for the teacher's labels
+
+
+def test_a_student_with_another_tokenizer_distils_per_sentence(csv_teacher, workdir, capsys):
+    """tiny-bert teacher, tiny RoBERTa student: token-level losses refuse naming the fix; the
+    sentence-level loss distils, the record and card say how, and the shipped student keeps its tokenizer."""
+    from transformers import AutoTokenizer, pipeline
+
+    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+
+    path, teacher = csv_teacher
     other = build_tiny_checkpoint(workdir / "small-other", "roberta", num_labels=2, num_layers=2, hidden_size=32)
+    common = ["--teacher", str(teacher), "--data", str(path), "--oos-label", "oos", "--epochs", "1", "--no-progress",
+              "--student", str(other)]
     capsys.readouterr()
-    assert cli.main(["distill", *common, "--student", str(other), "--out", str(workdir / "refused")]) == 2
+    assert cli.main(["distill", *common, "--out", str(workdir / "refused")]) == 2
     err = capsys.readouterr().err
-    assert "does not tokenize like the teacher" in err
+    assert "tokenizes differently" in err and "'spectral'" in err and "--feature-loss pooled-spectral" in err
+    out = workdir / "mine" / "other-tokenizer"
+    assert cli.main(["distill", *common, "--feature-loss", "pooled-spectral", "--out", str(out)]) == 0
+    record = _metrics(out)
+    assert record["alignment"]["tokenizers"] == "different" and record["alignment"]["feature_loss"] == "pooled-spectral"
+    assert record["history"][-1]["train_feature"] > 0 and len(record["mapping"]["pairs"]) == 2
+    card = (out / "model_card.md").read_text()
+    assert "its own tokenizer" in card and "per sentence" in card
+    texts = ["what's the weather in rome", "play some jazz"]
+    shipped = AutoTokenizer.from_pretrained(out / "model")
+    assert shipped(texts)["input_ids"] == AutoTokenizer.from_pretrained(other)(texts)["input_ids"]
+    dataset = load_dataset(str(path), oos_label="oos")
+    model, tokenizer = load_model_dir(out / "model")
+    piped = [o["label"] for o in pipeline("text-classification", model=str(out / "model"), device="cpu")(texts)]
+    assert piped == [dataset.label_names[i] for i in predict(model, tokenizer, texts, max_length=32).tolist()]
 
 
 # ---------------------------------------------------------------------------------------------

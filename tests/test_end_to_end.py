@@ -71,7 +71,13 @@ def _np_feature(kind: str, s_hidden, t_hidden, mask: np.ndarray, weights) -> flo
             s = s @ w.T + b
         else:
             t = _np_pool(t, s.shape[-1])
-        if kind in ("spectral", "spectral-projection"):
+        if kind == "pooled-spectral":  # per sentence: mean over real tokens, rfft over channels
+            xs = (s * m).sum(1) / m.sum(1)
+            xt = (t * m).sum(1) / m.sum(1)  # t is already channel-pooled (pooling and the mean commute)
+            fs, ft = np.fft.rfft(xs, axis=-1, norm="ortho"), np.fft.rfft(xt, axis=-1, norm="ortho")
+            d = np.stack([fs.real - ft.real, fs.imag - ft.imag], -1)
+            losses.append(float((d ** 2).mean()))
+        elif kind in ("spectral", "spectral-projection"):
             fs = np.fft.rfft(s * m, axis=1, norm="ortho")
             ft = np.fft.rfft(t * m, axis=1, norm="ortho")
             d = np.stack([fs.real - ft.real, fs.imag - ft.imag], -1)

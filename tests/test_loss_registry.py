@@ -20,7 +20,7 @@ from spectralkd_tutorial.losses import (
     register_feature_loss,
 )
 
-BUILT_IN = ("spectral", "mse", "projection", "spectral-projection", "none")
+BUILT_IN = ("spectral", "mse", "projection", "spectral-projection", "pooled-spectral", "none")
 
 
 def test_built_in_feature_losses_are_registered_in_order():
@@ -30,7 +30,10 @@ def test_built_in_feature_losses_are_registered_in_order():
     assert "spectral" in FEATURE_LOSSES and "fft" not in FEATURE_LOSSES and ["x"] not in FEATURE_LOSSES
     assert FEATURE_LOSSES[0] == "spectral" and FEATURE_LOSSES[-1] == "none"
     needs = {name: entry.needs_projections for name, entry in FEATURE_LOSS_REGISTRY.items()}
-    assert needs == {"spectral": False, "mse": False, "projection": True, "spectral-projection": True, "none": False}
+    assert needs == {"spectral": False, "mse": False, "projection": True, "spectral-projection": True,
+                     "pooled-spectral": False, "none": False}
+    token_level = {name for name, entry in FEATURE_LOSS_REGISTRY.items() if entry.token_level}
+    assert token_level == {"spectral", "mse", "projection", "spectral-projection"}
     for name in BUILT_IN:
         assert DistillationLossConfig(feature_loss=name).needs_projections == needs[name]
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from spectralkd_tutorial.capture import LayerCapture
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.distill import check_same_tokenizer
 from spectralkd_tutorial.errors import UsageError
 from spectralkd_tutorial.io import save_pretrained_atomic
+from spectralkd_tutorial.losses import check_feature_loss_tokenization, same_tokenization
 from spectralkd_tutorial.models import (encoder_blocks, installed_minilm_dir, load_classifier, load_model_dir,
                                         num_blocks, student_from_config)
 from spectralkd_tutorial.presets import MINILM_HUB_NAME, get_preset
@@ -74,9 +75,9 @@ def one_step_config():
         "data.max_length": 24})
 
 
-def distil_one_step(teacher, tokenizer, dataset, config, student, mapping):
+def distil_one_step(teacher, tokenizer, dataset, config, student, mapping, teacher_tokenizer=None):
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    result = distil_student(config, teacher, tokenizer, dataset, student, mapping)
+    result = distil_student(config, teacher, tokenizer, dataset, student, mapping, teacher_tokenizer=teacher_tokenizer)
     loss = result.history[-1]["train_loss"]
     assert math.isfinite(loss) and loss > 0
     assert math.isfinite(result.history[-1]["train_feature"]) and result.history[-1]["train_feature"] > 0
@@ -156,9 +157,108 @@ def test_minilm_teacher_and_layers_student(dataset, tmp_path):
     assert_same_logits(student, reloaded, tokenizer, texts)
 
 
-def test_a_student_with_another_tokenizer_is_refused_clearly(tokenizers):
+def test_tokenization_check_and_the_loss_it_allows(tokenizers):
     texts = ["wake me up at seven", "play some jazz"]
-    check_same_tokenizer(tokenizers["bert"], tokenizers["bert"], texts, "same")  # no error
-    with pytest.raises(UsageError, match="does not tokenize like the teacher") as caught:
-        check_same_tokenizer(tokenizers["roberta"], tokenizers["bert"], texts, "tiny-bert")
-    assert "tiny-bert" in str(caught.value) and "layers:K" in str(caught.value) and "text:" in str(caught.value)
+    assert same_tokenization(tokenizers["bert"], tokenizers["bert"], texts)
+    assert not same_tokenization(tokenizers["roberta"], tokenizers["bert"], texts)
+    check_feature_loss_tokenization("pooled-spectral", "tiny-bert")  # sentence-level: allowed
+    check_feature_loss_tokenization("none", "tiny-bert")
+    for token_level in ("spectral", "mse", "projection", "spectral-projection"):
+        with pytest.raises(UsageError, match="tokenizes differently") as caught:
+            check_feature_loss_tokenization(token_level, "student 'tiny-bert'")
+        message = str(caught.value)
+        assert "'tiny-bert'" in message and repr(token_level) in message and "--feature-loss pooled-spectral" in message
+
+
+def _pooled_reference(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """float64: each sentence's mean over its real tokens (a loop, independent of the package)."""
+    out = np.zeros((hidden.shape[0], hidden.shape[2]))
+    for b in range(hidden.shape[0]):
+        real = [n for n in range(hidden.shape[1]) if mask[b, n]]
+        out[b] = hidden[b, real].mean(0)
+    return out
+
+
+def test_a_student_with_another_tokenizer_distils(dataset, tokenizers, tmp_path, monkeypatch):
+    """Tiny RoBERTa teacher, tiny BERT student (another tokenizer): each reads its own tokens; the
+    teacher's features are its states mean-pooled over its own real tokens, and the feature loss of
+    the batch equals a float64 NumPy reference."""
+    from spectralkd_tutorial.core import training
+    from spectralkd_tutorial.core.batching import epoch_order
+
+    teacher, teacher_tokenizer = load_model_dir(family_checkpoint(tmp_path / "t", "roberta", tokenizers["roberta"],
+                                                                  dataset.label_names))
+    student, student_tokenizer = load_model_dir(family_checkpoint(tmp_path / "s", "bert", tokenizers["bert"],
+                                                                  dataset.label_names))
+    student = student_from_config(student, num_layers=2, hidden_size=16, num_heads=2)  # narrower: pooled 32 -> 16
+    texts = list(dataset.train.texts)
+    assert not same_tokenization(teacher_tokenizer, student_tokenizer, texts)
+    mapping = choose_layers("last", 2, 4)
+    calls = []
+
+    def spy(*args, **kwargs):
+        parts = training_loss(*args, **kwargs)
+        calls.append((args, {k: float(v.detach()) for k, v in parts.items()}))
+        return parts
+
+    training_loss = training.distillation_loss
+    monkeypatch.setattr(training, "distillation_loss", spy)
+    config = one_step_config().replace(**{"loss.feature_loss": "pooled-spectral"})
+    distil_one_step(teacher, student_tokenizer, dataset, config, student, mapping, teacher_tokenizer=teacher_tokenizer)
+    (_, _, _, student_hidden, teacher_hidden, mask, *_), parts = calls[0]
+    assert mask is None and [tuple(h.shape) for h in student_hidden] == [(len(texts), 1, 16)] * 2
+    # the teacher read its own tokens: its pooled states are those of the batch's texts in RoBERTa tokens
+    order = epoch_order(len(texts), 0, 0)
+    t_in = teacher_tokenizer([texts[i] for i in order], padding=True, return_tensors="pt", truncation=True,
+                             max_length=24)
+    with torch.no_grad():
+        t_states = teacher.eval()(**t_in, output_hidden_states=True).hidden_states
+    expected = []
+    for p, (_, t) in enumerate(mapping.pairs):
+        xt = _pooled_reference(t_states[t].double().numpy(), t_in["attention_mask"].numpy())
+        np.testing.assert_allclose(teacher_hidden[p][:, 0].double().numpy(), xt, rtol=1e-4, atol=1e-5)
+        xt = xt.reshape(len(texts), 16, 2).mean(-1)  # 32 teacher channels pooled to the student's 16
+        xs = student_hidden[p][:, 0].detach().double().numpy()
+        fs, ft = np.fft.rfft(xs, axis=-1, norm="ortho"), np.fft.rfft(xt, axis=-1, norm="ortho")
+        expected.append(np.mean(np.concatenate([(fs.real - ft.real) ** 2, (fs.imag - ft.imag) ** 2])))
+    assert parts["feature"] == pytest.approx(float(np.mean(expected)), rel=1e-4)
+
+
+def test_a_token_level_loss_with_another_tokenizer_is_refused_before_training(dataset, tokenizers, tmp_path):
+    teacher, teacher_tokenizer = load_model_dir(family_checkpoint(tmp_path / "t", "roberta", tokenizers["roberta"],
+                                                                  dataset.label_names))
+    student, student_tokenizer = load_model_dir(family_checkpoint(tmp_path / "s", "bert", tokenizers["bert"],
+                                                                  dataset.label_names))
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    with pytest.raises(UsageError, match="token-level feature loss 'spectral'"):
+        distil_student(one_step_config(), teacher, student_tokenizer, dataset, student, choose_layers("last", 4, 4),
+                       teacher_tokenizer=teacher_tokenizer)
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+    # logits only needs no token correspondence
+    distil_student(one_step_config().replace(**{"loss.feature_loss": "none"}), teacher, student_tokenizer, dataset,
+                   student, choose_layers("none", 4, 4), teacher_tokenizer=teacher_tokenizer)
+
+
+def test_a_fine_tuned_teacher_given_by_hub_name(dataset, tokenizers, tmp_path, monkeypatch):
+    """``--teacher NAME``: downloaded once (``snapshot_download``, faked here: no hub) and used as is;
+    offline and not cached, a clear error."""
+    import huggingface_hub
+
+    from spectralkd_tutorial import models
+    from spectralkd_tutorial.steps import model_fingerprint, train_teacher
+
+    path = family_checkpoint(tmp_path / "snapshot", "bert", tokenizers["bert"], dataset.label_names)
+    asked = []
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=5.0: True)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, allow_patterns=None: asked.append(repo_id) or path)
+    config = get_preset("quick", **{"teacher.finetuned": "someone/intent-bert", "runtime.progress": False,
+                                    "data.max_length": 24})
+    teacher = train_teacher(config, dataset=dataset)
+    assert asked == ["someone/intent-bert"] and str(teacher.directory) == path
+    assert teacher.fingerprint == model_fingerprint(path) and teacher.model.config.model_type == "bert"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="'someone/not-cached' is not a local directory and HF_HUB_OFFLINE"):
+        train_teacher(config.replace(**{"teacher.finetuned": "someone/not-cached"}), dataset=dataset)

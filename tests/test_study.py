@@ -3,6 +3,7 @@ statistics that agree with an independent recomputation (scipy's paired t interv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -120,3 +121,48 @@ def test_scarce_training_set_takes_n_per_label_and_keeps_the_rest():
 def test_unknown_condition_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown condition"):
         run_study(get_preset("quick"), tmp_path, conditions=["C9"])
+
+
+def _c1():
+    from spectralkd_tutorial.study import study_plan
+
+    return next(c for c in study_plan("workshop") if c.name == "C1")
+
+
+def test_the_committed_workshop_grid_is_read_as_c1_not_retrained(tmp_path, monkeypatch):
+    """C1 is the committed workshop grid: its runs are read (nothing trains), paired by seed, and
+    strategies that chose the same layers are marked; the statistics follow the runs (scipy)."""
+    from spectralkd_tutorial import study
+
+    monkeypatch.setattr(study, "run_experiment", lambda *a, **k: pytest.fail("C1 must not train"))
+    monkeypatch.setattr(study, "train_teacher", lambda *a, **k: pytest.fail("C1 must not train"))
+    base = get_preset("workshop")
+    result = study.run_condition(base, _c1(), tmp_path)
+    record = study.condition_record(result)
+    grid = json.loads((study.PROJECT_ROOT / "assets/workshop/results.json").read_text())
+    assert record["source"] == "assets/workshop/results.json" and len(record["runs"]) == len(grid["runs"])
+    assert record["teacher_test"] == grid["teacher"]["test"]
+    for strategy in ("spectral-topk", "spectral-ends"):
+        if record["layers"][strategy] == record["layers"]["last"]:
+            assert record["same_as"][strategy] == "last"
+    head = record["stats"]["headline"]
+    for strategy in ("uniform", "first", "reverse"):
+        a = [r["test"][head] for r in sorted(grid["runs"], key=lambda r: r["seed"]) if r["strategy"] == strategy]
+        b = [r["test"][head] for r in sorted(grid["runs"], key=lambda r: r["seed"]) if r["strategy"] == "none"]
+        diff = record["stats"]["strategies"][strategy]["vs_none"][head]
+        low, high = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+        assert diff["mean"] == pytest.approx(sum(a) / 3 - sum(b) / 3) and (diff["low"], diff["high"]) == pytest.approx((low, high))
+    assert "committed grid `assets/workshop/results.json`" in study.study_markdown({"C1": record})
+
+
+def test_a_committed_grid_with_other_settings_is_refused(tmp_path, monkeypatch):
+    from spectralkd_tutorial import study
+
+    grid = json.loads((study.PROJECT_ROOT / "assets/workshop/results.json").read_text())
+    grid["fingerprint"]["epochs"] = 2
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "results.json").write_text(json.dumps(grid))
+    monkeypatch.setattr(study, "PROJECT_ROOT", tmp_path)
+    condition = dataclasses.replace(_c1(), published="assets/results.json")
+    with pytest.raises(ValueError, match="made with other settings than C1.*epochs"):
+        study.run_condition(get_preset("workshop"), condition, tmp_path / "out")

@@ -34,7 +34,7 @@ from ..config import DistillationLossConfig, RuntimeConfig, TrainConfig
 from ..data import IntentDataset
 from ..errors import TrainingError, UsageError
 from ..io import save_pretrained_atomic
-from ..losses import LayerProjections, distillation_loss
+from ..losses import LayerProjections, check_feature_loss_tokenization, distillation_loss, sentence_features
 from ..selection import LayerMapping
 from ..spectral import profile_model
 from . import tracking
@@ -49,17 +49,28 @@ from .teacher_cache import TeacherCache
 
 @dataclass
 class Distillation:
-    """What is distilled, from where to where: the teacher, the layer pairs, the loss."""
+    """What is distilled, from where to where: the teacher, the layer pairs, the loss.
+
+    ``teacher_tokenizer``: the teacher's own tokenizer when the student tokenizes differently
+    (``None``: both use the student's). The teacher then reads each text in its own tokens; logit KD
+    needs nothing more, and the feature loss must be sentence-level (``pooled-spectral``): each
+    model's states are mean-pooled over its own real tokens before they are compared.
+    """
 
     teacher: nn.Module
     mapping: LayerMapping | None = None
     loss: DistillationLossConfig = field(default_factory=DistillationLossConfig)
     projections: LayerProjections | None = None
     cache: TeacherCache | None = None
+    teacher_tokenizer: Any = None
 
     @property
     def needs_hidden(self) -> bool:
         return bool(self.mapping and self.mapping.pairs and self.loss.feature_loss != "none" and self.loss.beta > 0)
+
+    @property
+    def cross_tokenizer(self) -> bool:
+        return self.teacher_tokenizer is not None
 
 
 @dataclass
@@ -119,6 +130,7 @@ class Loop:
     projections: nn.Module | None = None  # prepared LayerProjections (DDP-wrapped with several processes)
     store: RunStore | None = None
     dynamics_batches: list[dict] = field(default_factory=list)
+    teacher_train: EncodedSplit | None = None  # the training texts in the teacher's tokens (another tokenizer)
     history: list[dict[str, Any]] = field(default_factory=list)
     dynamics: list[dict[str, Any]] = field(default_factory=list)
     running: dict[str, float] = field(default_factory=dict)
@@ -209,6 +221,11 @@ def _setup(model, tokenizer, dataset, train, seed, max_length, runtime, distilla
         if distillation.projections is not None:
             modules.append(distillation.projections)
     encoded = encode_split(tokenizer, dataset.train, max_length)
+    teacher_train = None
+    if distillation is not None and distillation.cross_tokenizer:
+        if distillation.needs_hidden:
+            check_feature_loss_tokenization(distillation.loss.feature_loss)
+        teacher_train = encode_split(distillation.teacher_tokenizer, dataset.train, max_length)
     if distillation is not None and distillation.cache is not None:
         needed = distillation.mapping.teacher_layers if distillation.needs_hidden else []
         distillation.cache.check(len(encoded), needed)
@@ -226,7 +243,7 @@ def _setup(model, tokenizer, dataset, train, seed, max_length, runtime, distilla
                 max_length=max_length, accelerator=accelerator, optimization=optimization, train=encoded,
                 validation=encode_split(tokenizer, dataset.validation, max_length),
                 batches_per_epoch=batches_per_epoch, total_batches=total_batches, distillation=distillation,
-                projections=prepared[1] if len(prepared) > 1 else None, store=store,
+                projections=prepared[1] if len(prepared) > 1 else None, store=store, teacher_train=teacher_train,
                 dynamics_batches=text_batches(tokenizer, texts, max_length=max_length) if texts else [])
 
 
@@ -289,11 +306,15 @@ def train_step(loop: Loop) -> dict[str, Tensor]:
     batch_indices = epoch_order(len(loop.train), loop.seed, epoch)[within * size : (within + 1) * size]
     indices, weight = shard(batch_indices, loop.processes, loop.accelerator.process_index)
     batch = collate(loop.train, indices, loop.pad_id, width=batch_width(loop.train, batch_indices))
+    teacher_batch = None
+    if loop.teacher_train is not None:  # the same texts in the teacher's own tokens
+        teacher_batch = collate(loop.teacher_train, indices, loop.distillation.teacher_tokenizer.pad_token_id,
+                                width=batch_width(loop.teacher_train, batch_indices))
     last = ((loop.batch_index + 1) % loop.train_config.gradient_accumulation == 0
             or loop.batch_index + 1 == loop.total_batches)
     with loop.optimization.window(last):
         with loop.accelerator.autocast():
-            parts = compute_loss(loop, batch, indices)
+            parts = compute_loss(loop, batch, indices, teacher_batch)
         if not torch.isfinite(parts["loss"]):
             raise TrainingError(f"non-finite loss at batch {loop.batch_index} ({float(parts['loss'].detach())}); lower "
                                 f"the learning rate ({loop.train_config.learning_rate}) or check the inputs")
@@ -317,8 +338,12 @@ def _batch_means(loop: Loop, parts: dict[str, Tensor], rows: int, batch_rows: in
     return {key: float(v) for key, v in zip(parts, total)}
 
 
-def compute_loss(loop: Loop, batch: dict[str, Tensor], indices: Sequence[int]) -> dict[str, Tensor]:
-    """Cross-entropy alone (no teacher), or the distillation loss with its parts."""
+def compute_loss(loop: Loop, batch: dict[str, Tensor], indices: Sequence[int],
+                 teacher_batch: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Cross-entropy alone (no teacher), or the distillation loss with its parts.
+
+    ``teacher_batch``: the same texts in the teacher's tokens when the tokenizers differ; each
+    model's hidden states are then mean-pooled over its own real tokens (``sentence_features``)."""
     inputs = model_inputs(batch, loop.device)
     labels = batch["labels"].to(loop.device)
     distillation = loop.distillation
@@ -328,10 +353,15 @@ def compute_loss(loop: Loop, batch: dict[str, Tensor], indices: Sequence[int]) -
         ce = nn.functional.cross_entropy(out.logits.float(), labels, label_smoothing=loop.train_config.label_smoothing)
         return {"loss": ce, "ce": ce}
     pairs = distillation.mapping.pairs if need_hidden else ()
-    teacher_logits, teacher_hidden = _teacher_outputs(distillation, inputs, indices, pairs, need_hidden)
-    return distillation_loss(out.logits.float(), teacher_logits.float(), labels,
-                             [out.hidden_states[s] for s, _ in pairs], teacher_hidden, inputs["attention_mask"],
-                             distillation.loss, projections=loop.projections)
+    teacher_inputs = inputs if teacher_batch is None else model_inputs(teacher_batch, loop.device)
+    teacher_logits, teacher_hidden = _teacher_outputs(distillation, teacher_inputs, indices, pairs, need_hidden)
+    student_hidden, mask = [out.hidden_states[s] for s, _ in pairs], inputs["attention_mask"]
+    if teacher_batch is not None:
+        student_hidden = [sentence_features(h, mask) for h in student_hidden]
+        teacher_hidden = [sentence_features(h, teacher_inputs["attention_mask"]) for h in teacher_hidden]
+        mask = None
+    return distillation_loss(out.logits.float(), teacher_logits.float(), labels, student_hidden, teacher_hidden,
+                             mask, distillation.loss, projections=loop.projections)
 
 
 def _teacher_outputs(distillation: Distillation, inputs: dict[str, Tensor], indices: Sequence[int],

@@ -16,6 +16,7 @@ One module per idea, each with its equation beside the code:
 ``parseval``                the same loss as a re-weighted spatial MSE, no FFT
 ``hidden_mse``              masked hidden-state MSE (PKD / TinyBERT)
 ``projection``              :class:`LayerProjections` and the projected spectral loss
+``sentence_spectral``       per-sentence mean over real tokens, rFFT over channels (any tokenizers)
 ``tokenizers``              token-axis losses need identical tokenisation
 ``registry``                feature losses by name: :data:`FEATURE_LOSS_REGISTRY`, :func:`register_feature_loss`
 ``config``                  :class:`DistillationLossConfig` (validated on every assignment)
@@ -44,7 +45,8 @@ from .spectral_alignment import pool_teacher_channels, spectral_alignment_loss
 from .parseval import spectral_as_weighted_spatial_mse
 from .hidden_mse import hidden_mse_loss
 from .projection import LayerProjections, projected_spectral_alignment_loss
-from .tokenizers import check_tokenizers_compatible
+from .sentence_spectral import pooled_spectral_loss, sentence_features
+from .tokenizers import check_feature_loss_tokenization, check_tokenizers_compatible, same_tokenization
 from .config import DistillationLossConfig
 from .combined import distillation_loss
 
@@ -61,8 +63,12 @@ __all__ = [
     "hidden_mse_loss",
     "LayerProjections",
     "projected_spectral_alignment_loss",
+    "pooled_spectral_loss",
+    "sentence_features",
     "spectral_as_weighted_spatial_mse",
     "check_tokenizers_compatible",
+    "check_feature_loss_tokenization",
+    "same_tokenization",
     "DistillationLossConfig",
     "distillation_loss",
 ]

@@ -62,6 +62,7 @@ class FeatureLoss:
     needs_projections: bool = False
     needs_hidden: bool = True
     takes: tuple[str, ...] = OPTIONS
+    token_level: bool = True  # compares token n with token n: both models must tokenize alike
 
     def __call__(
         self,
@@ -98,6 +99,7 @@ def register_feature_loss(
     needs_projections: bool = False,
     needs_hidden: bool = True,
     takes: Sequence[str] = OPTIONS,
+    token_level: bool = True,
     replace: bool = False,
 ) -> Callable[[F], F]:
     """Decorator: register ``fn`` (called as :meth:`FeatureLoss.__call__` is) under ``name``.
@@ -106,6 +108,8 @@ def register_feature_loss(
     :class:`LayerProjections` module (and :attr:`DistillationLossConfig.needs_projections` is true).
     ``needs_hidden``: whether it needs the hidden states (``False`` only for logits-only ``"none"``).
     ``takes``: the keyword options of :data:`OPTIONS` that ``fn`` accepts; the others are not passed.
+    ``token_level``: whether it compares token ``n`` of the student with token ``n`` of the teacher
+    (then a student that tokenizes differently is refused); ``False`` for sentence-level losses.
     ``replace``: allow re-registering an existing name (e.g. when reloading a notebook cell).
     The function is returned unchanged.
     """
@@ -121,7 +125,8 @@ def register_feature_loss(
                 f"feature loss {name!r} is already registered ({FEATURE_LOSS_REGISTRY[name].fn.__qualname__}); "
                 "pick another name or pass replace=True"
             )
-        FEATURE_LOSS_REGISTRY[name] = FeatureLoss(name, fn, needs_projections, needs_hidden, tuple(takes))
+        FEATURE_LOSS_REGISTRY[name] = FeatureLoss(name, fn, needs_projections, needs_hidden, tuple(takes),
+                                                 token_level and needs_hidden)
         return fn
 
     return decorator

@@ -2,6 +2,10 @@
 
     python -m spectralkd_tutorial.notebook_tools strip notebooks/*.ipynb   # clean in place
     python -m spectralkd_tutorial.notebook_tools check notebooks/*.ipynb   # exit 1 if any is dirty
+    python -m spectralkd_tutorial.notebook_tools time notebooks/*.ipynb --preset quick --out assets/timings/quick.json
+    python -m spectralkd_tutorial.notebook_tools timings-table assets/timings/quick.json
+
+``time`` and ``timings-table`` measure seconds per chapter (``notebook_timing``).
 
 Stripped: every code cell's ``outputs`` and ``execution_count``; cell metadata that records a run
 (``execution`` timings, ``collapsed``/``scrolled`` view state); the notebook's ``metadata.widgets``
@@ -11,6 +15,7 @@ Stripped: every code cell's ``outputs`` and ``execution_count``; cell metadata t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -71,18 +76,11 @@ def strip_outputs(path: str | os.PathLike) -> bool:
     return True
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spectralkd_tutorial.notebook_tools",
-        description="Strip or check notebook outputs and widget state.",
-    )
-    parser.add_argument("command", choices=("strip", "check"))
-    parser.add_argument("notebooks", nargs="+", help="paths of .ipynb files")
-    args = parser.parse_args(argv)
+def _clean(command: str, notebooks: Sequence[str]) -> int:
     status = 0
-    for path in args.notebooks:
+    for path in notebooks:
         try:
-            if args.command == "strip":
+            if command == "strip":
                 if strip_outputs(path):
                     print(f"stripped {path}")
             else:
@@ -93,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             status = 2
-    if args.command == "check" and status == 1:
+    if command == "check" and status == 1:
         print(
             "notebooks above have outputs or widget state; run "
             "`python -m spectralkd_tutorial.notebook_tools strip notebooks/*.ipynb`",
@@ -101,6 +99,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     return status
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spectralkd_tutorial.notebook_tools",
+        description="Strip or check notebook outputs and widget state; time the chapters.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("strip", "remove outputs and widget state in place"),
+                       ("check", "exit 1 if a notebook has outputs or widget state")):
+        commands.add_parser(name, help=text).add_argument("notebooks", nargs="+", help="paths of .ipynb files")
+    timer = commands.add_parser("time", help="execute each notebook in a fresh kernel and record its seconds")
+    timer.add_argument("notebooks", nargs="+", help="paths of .ipynb files, timed in this order")
+    timer.add_argument("--preset", default="quick", help="SPECTRALKD_PRESET of the kernels (default: quick)")
+    timer.add_argument("--out", help="JSON file to write (atomically), with its Markdown table beside it (.md)")
+    timer.add_argument("--conditions", default="",
+                       help="how it was measured, e.g. 'idle machine' or 'while another job ran'")
+    timer.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default: 1800)")
+    table = commands.add_parser("timings-table", help="print the Markdown table of a `time` JSON file")
+    table.add_argument("record", help="a JSON file written by `time --out`")
+    args = parser.parse_args(argv)
+    if args.command in ("strip", "check"):
+        return _clean(args.command, args.notebooks)
+    from .notebook_timing import time_notebooks, timings_table
+
+    if args.command == "timings-table":
+        print(timings_table(json.loads(Path(args.record).read_text(encoding="utf-8"))), end="")
+        return 0
+    missing = [path for path in args.notebooks if not Path(path).is_file()]
+    if missing:
+        print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    record = time_notebooks(args.notebooks, args.preset, args.out, conditions=args.conditions, timeout=args.timeout)
+    failed = [chapter for chapter in record["chapters"] if not chapter["ok"]]
+    for chapter in failed:
+        print(f"error: {chapter['notebook']} failed at {chapter['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

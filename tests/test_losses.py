@@ -75,6 +75,19 @@ def np_spectral(students, teachers, mask=None, grid=None) -> float:
     return float(np.mean(values))
 
 
+def np_pooled_spectral(students, teachers, mask=None) -> float:
+    """Sentence-level loss in float64 NumPy: mean over real tokens, pool channels, rfft over channels."""
+    values = []
+    for s, t in zip(students, teachers):
+        s, t = np.asarray(s, dtype=np.float64), np.asarray(t, dtype=np.float64)
+        m = np.ones(s.shape[:2]) if mask is None else np.asarray(mask, dtype=np.float64)
+        xs = (s * m[..., None]).sum(1) / m.sum(1, keepdims=True)
+        xt = np_pool((t * m[..., None]).sum(1) / m.sum(1, keepdims=True), s.shape[-1])
+        fs, ft = np.fft.rfft(xs, axis=-1, norm="ortho"), np.fft.rfft(xt, axis=-1, norm="ortho")
+        values.append(np.mean(np.stack([fs.real - ft.real, fs.imag - ft.imag], -1) ** 2))
+    return float(np.mean(values))
+
+
 def np_masked_mse(students, teachers, mask=None) -> float:
     values = []
     for s, t in zip(students, teachers):
@@ -444,6 +457,7 @@ def test_distillation_loss_combines_parts(feature_loss):
         "mse": lambda: np_masked_mse(np_list(s), np_list(t), mask.numpy()),
         "projection": lambda: np_masked_mse(np_list(proj(s)), np_list(t), mask.numpy()),
         "spectral-projection": lambda: np_spectral(np_list(proj(s)), np_list(t), mask.numpy()),
+        "pooled-spectral": lambda: np_pooled_spectral(np_list(s), np_list(t), mask.numpy()),
         "none": lambda: 0.0,
     }[feature_loss]()
     assert out["ce"].item() == pytest.approx(ce, rel=1e-5)
@@ -535,3 +549,22 @@ def test_tokenizer_mismatch_detected():
         check_tokenizers_compatible(teacher, _word_level(words[: len(words) // 2]), SENTENCES)
     with pytest.raises(ValueError, match="empty"):
         check_tokenizers_compatible(teacher, teacher, [])
+
+
+def test_pooled_spectral_needs_no_token_correspondence():
+    """Pooling inside the loss (one tokenization, shared mask) equals pooling each model with its own
+    mask first; teacher and student may then have different token counts; padding is never read."""
+    from spectralkd_tutorial.losses import pooled_spectral_loss, sentence_features
+
+    gen = torch.Generator().manual_seed(21)
+    _, _, _, s, t, mask = _batch(gen)
+    inside = pooled_spectral_loss(s, t, mask)
+    first = pooled_spectral_loss([sentence_features(x, mask) for x in s], [sentence_features(x, mask) for x in t], None)
+    assert inside.item() == pytest.approx(first.item(), rel=1e-6)
+    longer = [torch.cat([x, torch.full((x.shape[0], 3, x.shape[2]), float("nan"))], 1) for x in t]
+    longer_mask = torch.cat([mask, torch.zeros(mask.shape[0], 3, dtype=mask.dtype)], 1)
+    other = pooled_spectral_loss([sentence_features(x, mask) for x in s],
+                                 [sentence_features(x, longer_mask) for x in longer], None)
+    assert other.item() == pytest.approx(first.item(), rel=1e-6)
+    assert pooled_spectral_loss(s, t, mask).item() == pytest.approx(
+        np_pooled_spectral(np_list(s), np_list(t), mask.numpy()), rel=1e-5)

@@ -28,6 +28,7 @@ from .data import IntentDataset
 from .experiment import ExperimentReport, run_experiment
 from .io import atomic_copy, atomic_write_text
 from .metrics import headline
+from .offline_models import MPNET_HUB_NAME
 from .selection import SPECTRAL_STRATEGIES
 from .stats import PairedDifference, pair_by_seed, paired_difference
 from .steps import load_data, train_teacher
@@ -55,6 +56,7 @@ class Condition:
     candidates: tuple[dict[str, Any], ...] = ()  # settings tried on validation before the comparison
     tuned_like: str | None = None  # reuse the setting another condition chose
     published: str | None = None  # a committed grid of exactly this setting (results.json), read instead of re-run
+    teacher: dict[str, Any] = field(default_factory=dict)  # dotted teacher.* keys: another teacher than the preset's
 
 
 def _workshop_plan() -> list[Condition]:
@@ -83,8 +85,13 @@ def _workshop_plan() -> list[Condition]:
                   overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3,
                              "loss.feature_loss": "spectral-projection"},
                   strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5"),
+        Condition("C6", "a deep teacher: MPNet (12 x 768) fine-tuned on CLINC150 small, 4 blocks copied from it",
+                  "its intensity is not monotonic in depth, so the spectral rule picks its own blocks, not last's",
+                  dataset="clinc150:small", teacher={"teacher.model": MPNET_HUB_NAME, "teacher.train.learning_rate": 5e-5},
+                  overrides={"student.model": "layers:4", "student.train.learning_rate": 1e-4},
+                  strategies=("none", "uniform", "last", "first", "spectral-topk", "spectral-ends")),
     ]
-    order = ("C1", "C3", "C2", "C4", "C5", "C5p")
+    order = ("C1", "C3", "C2", "C4", "C5", "C5p", "C6")
     return sorted(conditions, key=lambda c: order.index(c.name))
 
 
@@ -148,8 +155,22 @@ def _with_train(dataset: IntentDataset, train) -> IntentDataset:
     return dataclasses.replace(dataset, train=train)
 
 
+def teacher_config(base: RunConfig, condition: Condition) -> RunConfig:
+    """The settings the condition's teacher is fine-tuned with: the preset's, on the condition's data."""
+    return base.replace(**{"data.dataset": condition.dataset or base.data.dataset, **condition.teacher})
+
+
+def teacher_slug(base: RunConfig, condition: Condition) -> str:
+    """``teachers/<slug>``: one teacher per data set (and per teacher model, when a condition names one)."""
+    config = teacher_config(base, condition)
+    slug = config.data.dataset
+    if condition.teacher:
+        slug += "-" + config.teacher.model.rsplit("/", 1)[-1]
+    return slug.replace(":", "-").replace("/", "-")
+
+
 def condition_config(base: RunConfig, condition: Condition, teacher_dir: Path, chosen: dict[str, Any]) -> RunConfig:
-    return base.replace(**{"data.dataset": condition.dataset or base.data.dataset,
+    return base.replace(**{"data.dataset": condition.dataset or base.data.dataset, **condition.teacher,
                            "teacher.finetuned": str(teacher_dir / "model"),
                            "grid.strategies": condition.strategies, "grid.seeds": condition.seeds,
                            **condition.overrides, **chosen})
@@ -161,11 +182,10 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     start = time.perf_counter()
     if condition.published and (PROJECT_ROOT / condition.published).exists():
         return published_condition(base, condition, out, start)
-    dataset_spec = condition.dataset or base.data.dataset
-    teacher_config = base.replace(**{"data.dataset": dataset_spec})
-    slug = dataset_spec.replace(":", "-").replace("/", "-")
-    dataset = load_data(teacher_config)
-    teacher = train_teacher(teacher_config, out / "teachers" / slug, dataset=dataset, overwrite=overwrite)
+    config = teacher_config(base, condition)
+    dataset = load_data(config)
+    teacher = train_teacher(config, out / "teachers" / teacher_slug(base, condition), dataset=dataset,
+                            overwrite=overwrite)
     students_data = scarce_training_set(dataset, condition.per_label) if condition.per_label else dataset
     tuning, chosen = _tune(base, condition, out, teacher.directory, students_data, overwrite, chosen_by or {}, log)
     config = condition_config(base, condition, teacher.directory, chosen).replace(**COMPARISON_SETTINGS)

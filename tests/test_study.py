@@ -166,3 +166,21 @@ def test_a_committed_grid_with_other_settings_is_refused(tmp_path, monkeypatch):
     condition = dataclasses.replace(_c1(), published="assets/results.json")
     with pytest.raises(ValueError, match="made with other settings than C1.*epochs"):
         study.run_condition(get_preset("workshop"), condition, tmp_path / "out")
+
+
+def test_each_teacher_has_its_own_directory_and_c6_its_own_teacher(tmp_path):
+    from spectralkd_tutorial.offline_models import MPNET_HUB_NAME
+    from spectralkd_tutorial.study import condition_config, study_plan, teacher_config, teacher_slug
+
+    base = get_preset("workshop")
+    plan = {c.name: c for c in study_plan("workshop")}
+    slugs = {name: teacher_slug(base, c) for name, c in plan.items()}
+    assert slugs["C2"] == slugs["C3"] == slugs["C5"] == "clinc150-full" and slugs["C4"] == "banking77"
+    assert slugs["C6"] == "clinc150-small-all-mpnet-base-v2"
+    teacher = teacher_config(base, plan["C6"])
+    assert teacher.teacher.model == MPNET_HUB_NAME and teacher.data.dataset == "clinc150:small"
+    assert teacher.teacher.train.learning_rate == 5e-5 and teacher.teacher.train.epochs == base.teacher.train.epochs
+    assert teacher_config(base, plan["C4"]).teacher == base.teacher  # the preset's teacher, on Banking77
+    students = condition_config(base, plan["C6"], tmp_path, {})
+    assert students.student.model == "layers:4" and students.teacher.model == MPNET_HUB_NAME
+    assert students.teacher.finetuned == str(tmp_path / "model")

@@ -35,7 +35,7 @@ from .steps import load_data, train_teacher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
-PUBLISHED_FILES = ("results.json", "study.md", "forest.png")
+PUBLISHED_FILES = ("results.json", "study.md", "summary.md", "forest.png")
 # what the comparison does not use, left out of every condition's grid: per-epoch validation (the
 # final validation and test metrics are still computed) and the layer dynamics plots
 COMPARISON_SETTINGS = {"student.train.eval_each_epoch": False, "grid.dynamics_samples": 0}
@@ -275,6 +275,7 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             atomic_copy(figures / "mappings.png", out / f"mappings_{condition.name}.png")
         records = previous["conditions"]
         atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
+        atomic_write_text(store.path("summary.md"), study_summary(records) + "\n")
         _write_forest(records, store.path("forest.png"))
     return previous
 
@@ -337,6 +338,30 @@ def study_conclusion(records: dict[str, dict[str, Any]]) -> str:
                 if others else " No non-spectral choice differs detectably from logits-only either.")
         lines.append(f"- **{name}** ({record['title']}): " + "; ".join(parts) + "." + note)
     return "\n".join(lines)
+
+
+def study_summary(records: dict[str, dict[str, Any]]) -> str:
+    """One row per condition: the teacher, logits-only KD, and ``spectral-ends`` / ``spectral-topk``
+    against it (paired, points, 95% CI) with the verdict and the MDE; the README's table."""
+    rows = ["| condition | teacher | logits only | `spectral-ends` vs none | `spectral-topk` vs none "
+            "| best non-spectral vs none | seconds |", "|---|---|---|---|---|---|---|"]
+    for name, record in records.items():
+        stats, head = record["stats"], record["stats"]["headline"]
+        strategies = stats["strategies"]
+        cells = []
+        for strategy in ("spectral-ends", "spectral-topk"):
+            diff = ((strategies.get(strategy) or {}).get("vs_none") or {}).get(head)
+            same = f" (= `{record['same_as'][strategy]}`)" if strategy in record["same_as"] else ""
+            cells.append(f"{_fmt(diff)}{same}: {diff['verdict']}, MDE {100 * diff['mde']:.2f}" if diff else "-")
+        others = [s for s in strategies if s not in SPECTRAL_STRATEGIES and s != "none"]
+        best = max(others, key=lambda s: strategies[s]["mean"][head]) if others else None
+        best_cell = (f"`{best}` {_fmt(strategies[best]['vs_none'][head])}: {strategies[best]['vs_none'][head]['verdict']}"
+                     if best else "-")
+        seconds = "read from " + f"`{record['source']}`" if record.get("source") else f"{record['seconds']:.0f}"
+        rows.append(f"| {name}: {record['title']} | {100 * record['teacher_test'][head]:.2f} | "
+                    f"{100 * strategies['none']['mean'][head]:.2f} | {cells[0]} | {cells[1]} | {best_cell} | {seconds} |")
+    return (f"Headline metric per condition ({', '.join(sorted({r['stats']['headline'].replace('_', ' ') for r in records.values()}))}, %); "
+            "differences in points, same seed, mean [95% CI] over seeds.\n\n" + "\n".join(rows))
 
 
 def condition_record(result: ConditionResult) -> dict[str, Any]:

@@ -184,3 +184,17 @@ def test_each_teacher_has_its_own_directory_and_c6_its_own_teacher(tmp_path):
     students = condition_config(base, plan["C6"], tmp_path, {})
     assert students.student.model == "layers:4" and students.teacher.model == MPNET_HUB_NAME
     assert students.teacher.finetuned == str(tmp_path / "model")
+
+
+def test_the_summary_has_one_row_per_condition_with_its_paired_difference(toy_study):
+    root, record, _ = toy_study
+    summary = (root / "study" / "summary.md").read_text()
+    rows = [line for line in summary.splitlines() if line.startswith("| Q")]
+    assert [row.split(":")[0] for row in rows] == ["| Q1", "| Q2"]
+    for row, (name, condition) in zip(rows, record["conditions"].items()):
+        head = condition["stats"]["headline"]
+        diff = condition["stats"]["strategies"]["spectral-ends"]["vs_none"][head]
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[2] == f"{100 * condition['teacher_test'][head]:.2f}"
+        assert cells[4].startswith(f"{100 * diff['mean']:+.2f} [{100 * diff['low']:+.2f}, {100 * diff['high']:+.2f}]")
+        assert diff["verdict"] in cells[4]

@@ -153,24 +153,39 @@ def bench_distill(steps: int = 30, repeats: int = 3, model_name: str | None = No
     return {"ratio": ratio, "logits_only_ms": _median(logits_only) * 1000, "spectral_ms": _median(spectral) * 1000}
 
 
-def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str | None = None) -> dict:
-    """Print seconds per fine-tuning step of the preset's teacher on its real data (per-batch padding)
-    and the epoch time that implies; compare with the wall time of `spectralkd teacher`."""
+def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str | None = None, *,
+                  model: str | None = None, dataset: str | None = None, student_layers: int | None = None) -> dict:
+    """Print seconds per fine-tuning step of the preset's teacher (or ``model``) on its real data
+    (per-batch padding) and the epoch time that implies; compare with the wall time of `spectralkd
+    teacher`. ``student_layers``: also time a student of that many blocks copied from it (``uniform``),
+    the cost of one distillation step's student side."""
+    from .models import load_classifier, num_blocks, student_from_teacher
+    from .presets import get_preset
+    from .selection import select_layers
+    from .steps import load_data
+
+    preset = get_preset(preset_name, **{k: v for k, v in (("teacher.model", model), ("data.dataset", dataset)) if v})
+    if data_dir is not None:
+        preset.data.data_dir = data_dir
+    data = load_data(preset)
+    teacher, tokenizer = load_classifier(preset.teacher.model, data.label_names)
+    result = {"seconds_per_step": _time_steps(teacher, tokenizer, data, preset, steps, preset.teacher.model)}
+    if student_layers:
+        layers = select_layers("uniform", student_layers, num_blocks(teacher)).teacher_layers
+        student = student_from_teacher(teacher, layers)
+        result["student_seconds_per_step"] = _time_steps(student, tokenizer, data, preset, steps,
+                                                         f"student of blocks {layers}")
+    return result
+
+
+def _time_steps(model, tokenizer, data, preset, steps: int, name: str) -> float:
     import math
 
     from .core.batching import collate, encode_split, epoch_order
-    from .models import load_classifier
-    from .presets import get_preset
-    from .steps import load_data
 
-    preset = get_preset(preset_name)
-    if data_dir is not None:
-        preset.data.data_dir = data_dir
-    dataset = load_data(preset)
-    model, tokenizer = load_classifier(preset.teacher.model, dataset.label_names)
     model.train()
     config = preset.teacher.train
-    encoded = encode_split(tokenizer, dataset.train, preset.data.max_length)
+    encoded = encode_split(tokenizer, data.train, preset.data.max_length)
     order = epoch_order(len(encoded), 0, 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     timings = []
@@ -186,8 +201,7 @@ def bench_teacher(steps: int = 40, preset_name: str = "workshop", data_dir: str 
             timings.append(time.perf_counter() - start)
     per_step = _median(timings)
     per_epoch = per_step * math.ceil(len(encoded) / config.batch_size)
-    print(f"teacher {preset.teacher.model} on {dataset.name} ({len(encoded)} train), batch {config.batch_size}, "
-          f"threads {torch.get_num_threads()}")
+    print(f"{name} on {data.name} ({len(encoded)} train), batch {config.batch_size}, threads {torch.get_num_threads()}")
     print(f"  {per_step * 1000:.0f} ms/step (median of {steps}); one epoch = {per_epoch / 60:.1f} min; "
           f"{config.epochs:g} epochs = {config.epochs * per_epoch / 60:.1f} min (+ evaluation)")
-    return {"seconds_per_step": per_step, "minutes_per_epoch": per_epoch / 60}
+    return per_step

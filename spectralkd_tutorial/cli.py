@@ -379,7 +379,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
     elif args.what == "teacher":
-        bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir)
+        bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir,
+                            model=args.model, dataset=args.dataset, student_layers=args.student_layers)
     else:
         bench.bench_distill(steps=args.steps, repeats=args.repeats)
     return 0
@@ -450,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "teacher: seconds per fine-tuning step and epoch")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
-    p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory")
+    p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "
+                   "the model to time (default: the preset's teacher)")
+    p.add_argument("--dataset", default=None, help="teacher: the data set (default: the preset's)")
+    p.add_argument("--student-layers", type=_finite(int), default=None, help="teacher: also time a student of "
+                   "this many blocks copied from the model (uniform)")
     p.add_argument("--samples", type=_finite(int), default=256, help="profiler: utterances profiled")
     p.add_argument("--steps", type=_finite(int), default=30, help="distill/teacher: timed training steps")
     p.add_argument("--repeats", type=_finite(int), default=3, help="profiler/distill: repeats (the median is printed)")

@@ -32,3 +32,12 @@ def test_unknown_preset_and_missing_model_are_clear(tmp_path, capsys, monkeypatc
     assert code == 2
     err = capsys.readouterr().err
     assert "no-such-org/no-such-model" in err and "HF_HUB_OFFLINE" in err
+
+
+def test_bench_teacher_times_another_model_and_its_student(capsys):
+    """`bench teacher --model M --student-layers K` prints the figures used to size a study condition."""
+    assert main(["bench", "teacher", "--preset", "quick", "--model", "tiny-bert", "--steps", "1",
+                 "--student-layers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-bert on embedded" in out and "student of blocks [2, 4] on embedded" in out
+    assert out.count("ms/step") == 2

@@ -198,3 +198,15 @@ def test_the_summary_has_one_row_per_condition_with_its_paired_difference(toy_st
         assert cells[2] == f"{100 * condition['teacher_test'][head]:.2f}"
         assert cells[4].startswith(f"{100 * diff['mean']:+.2f} [{100 * diff['low']:+.2f}, {100 * diff['high']:+.2f}]")
         assert diff["verdict"] in cells[4]
+
+
+def test_the_readme_shows_the_committed_study_summary():
+    """The README's study table is the one `spectralkd study --publish assets/study` wrote."""
+    from spectralkd_tutorial.study import PROJECT_ROOT
+
+    summary = PROJECT_ROOT / "assets" / "study" / "summary.md"
+    if not summary.exists():
+        pytest.skip("assets/study/summary.md is not committed yet")
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith("| C")]
+    assert rows and all(row in readme for row in rows), "copy assets/study/summary.md's table into the README"

@@ -351,7 +351,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .study import PUBLISHED_FILES, run_study
 
     record = _run_resolved(args, lambda config: run_study(config, args.out, conditions=args.conditions,
-                                                          overwrite=args.overwrite))
+                                                          overwrite=args.overwrite, report_only=args.report_only))
     print((Path(args.out) / "study.md").read_text())
     if args.publish:
         names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]
@@ -435,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=defaults)
     _add_run_options(p)
     p.add_argument("--conditions", nargs="+", default=None, help="run only these conditions (default: all of the preset's)")
+    p.add_argument("--report-only", action="store_true", help="rebuild study.md, summary.md and forest.png from the "
+                   "finished conditions in OUT/results.json; nothing is trained")
     p.add_argument("--publish", default=None, help="also copy results.json, study.md and the figures here (e.g. assets/study)")
     p.set_defaults(func=cmd_study)
 

@@ -188,7 +188,9 @@ def fetch_model_dir(name_or_path: str | os.PathLike) -> Path:
     """The local ``save_pretrained`` directory of a fine-tuned classifier given as a directory (``DIR`` or
     ``DIR/model``) or a hub name (an installed offline package, the hub cache, or downloaded once into it)."""
     text = str(name_or_path)
-    if Path(text).expanduser().exists():
+    path = Path(text).expanduser()
+    # a hub name is "name" or "owner/name"; anything else that does not exist is a missing directory
+    if path.exists() or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text:
         return model_directory(text)
     source = resolve_model_source(text)  # a clear error when offline and not available locally
     if Path(source).is_dir():

@@ -252,8 +252,10 @@ def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log)
 
 
 def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequence[str] | None = None,
-              overwrite: bool = False, log=print) -> dict[str, Any]:
-    """Run (or resume) the preset's study; writes results.json, study.md, forest.png and per-condition figures."""
+              overwrite: bool = False, report_only: bool = False, log=print) -> dict[str, Any]:
+    """Run (or resume) the preset's study; writes results.json, study.md, summary.md, forest.png and
+    per-condition figures. ``report_only``: rebuild the reports from the finished conditions in
+    results.json without running any (e.g. to publish a study stopped part-way)."""
     out = Path(out_dir)
     plan = study_plan(base.name)
     if conditions:
@@ -266,7 +268,9 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         previous = store.read_json("results.json") if store.exists("results.json") else {"conditions": {}}
         chosen_by = {name: max(r["tuning"], key=lambda t: t["validation_headline"])["settings"]
                      for name, r in previous["conditions"].items() if r["tuning"]}
-        for condition in plan:
+        if report_only and not previous["conditions"]:
+            raise ValueError(f"{out / 'results.json'} holds no finished condition yet: run the study first")
+        for condition in ([] if report_only else plan):
             result = run_condition(base, condition, out, overwrite=overwrite, chosen_by=chosen_by, log=log)
             results.append(result)
             previous["conditions"][condition.name] = condition_record(result)

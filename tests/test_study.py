@@ -210,3 +210,16 @@ def test_the_readme_shows_the_committed_study_summary():
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     rows = [line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith("| C")]
     assert rows and all(row in readme for row in rows), "copy assets/study/summary.md's table into the README"
+
+
+def test_report_only_rebuilds_the_reports_without_running(toy_study, monkeypatch, tmp_path):
+    from spectralkd_tutorial import study
+
+    root, record, _ = toy_study
+    (root / "study" / "summary.md").unlink()
+    monkeypatch.setattr(study, "run_condition", lambda *a, **k: pytest.fail("report_only must not run a condition"))
+    again = run_study(get_preset("quick", **FAST), root / "study", report_only=True, log=lambda *a: None)
+    assert again["conditions"].keys() == record["conditions"].keys()
+    assert "| Q1" in (root / "study" / "summary.md").read_text()
+    with pytest.raises(ValueError, match="no finished condition yet"):
+        run_study(get_preset("quick", **FAST), tmp_path / "empty", report_only=True)

@@ -344,6 +344,19 @@ def study_conclusion(records: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _same_as_note(record: dict[str, Any], strategy: str, quote: str = "") -> str:
+    """`` (= last)`` when every seed of ``strategy`` chose another strategy's layers, ``(= random, seed 0)``
+    when only some did; empty otherwise."""
+    runs = [r for r in record["runs"] if r["strategy"] == strategy]
+    twins = {r.get("same_as") for r in runs}
+    if twins == {None} or not runs:
+        return ""
+    if len(twins) == 1:
+        return f" (= {quote}{twins.pop()}{quote})"
+    seeds = ", ".join(f"{quote}{r['same_as']}{quote} for seed {r['seed']}" for r in runs if r.get("same_as"))
+    return f" (= {seeds})"
+
+
 def study_summary(records: dict[str, dict[str, Any]]) -> str:
     """One row per condition: the teacher, logits-only KD, and ``spectral-ends`` / ``spectral-topk``
     against it (paired, points, 95% CI) with the verdict and the MDE; the README's table."""
@@ -355,7 +368,7 @@ def study_summary(records: dict[str, dict[str, Any]]) -> str:
         cells = []
         for strategy in ("spectral-ends", "spectral-topk"):
             diff = ((strategies.get(strategy) or {}).get("vs_none") or {}).get(head)
-            same = f" (= `{record['same_as'][strategy]}`)" if strategy in record["same_as"] else ""
+            same = _same_as_note(record, strategy, "`")
             cells.append(f"{_fmt(diff)}{same}: {diff['verdict']}, MDE {100 * diff['mde']:.2f}" if diff else "-")
         others = [s for s in strategies if s not in SPECTRAL_STRATEGIES and s != "none"]
         best = max(others, key=lambda s: strategies[s]["mean"][head]) if others else None
@@ -415,7 +428,7 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
             vs_none = (row.get("vs_none") or {}).get(stats["headline"])
             vs_best = (row.get("vs_best_baseline") or {}).get(stats["headline"])
             layers = " / ".join(",".join(map(str, t)) for t in record["layers"][strategy]) or "logits only"
-            same = f" (= {record['same_as'][strategy]})" if strategy in record["same_as"] else ""
+            same = _same_as_note(record, strategy)
             mde = f"{100 * vs_none['mde']:.2f}" if vs_none and not math.isnan(vs_none["mde"]) else "-"
             parts.append(f"| {strategy}{same} | {layers} | {100 * row['mean'][stats['headline']]:.2f} | {_fmt(vs_none)} | "
                          f"{vs_none['verdict'] if vs_none else '-'} | {mde} | {_fmt(vs_best)} |")

@@ -15,6 +15,7 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -121,9 +122,16 @@ def _png_files(html: Path, sources: list[str]) -> list[Path]:
 @pytest.fixture(scope="module")
 def book(docs_extra, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book") / "html"
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # the other pytest worker has the other core
+    # the other pytest worker has the other core; on `quick` no cell needs more than a minute
+    env = dict(os.environ, OMP_NUM_THREADS="1", SPECTRALKD_BOOK_CELL_TIMEOUT=os.environ.get(
+        "SPECTRALKD_BOOK_CELL_TIMEOUT", "240"))
     command = [sys.executable, "-m", "sphinx", "-b", "html", "docs", str(out)]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    if result.returncode != 0 and "CellTimeoutError" in result.stdout + result.stderr:
+        # An intermittent executor stall seen this round: the kernel idle, nbclient still waiting (its
+        # `idle` message lost?). Not a failing cell: build once more, and say so.
+        warnings.warn("the book build timed out in a cell (executor stall); building once more")
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     assert result.returncode == 0, (f"`sphinx-build -b html docs {out}` failed ({result.returncode}):\n"
                                     f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return out

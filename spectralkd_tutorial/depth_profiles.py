@@ -12,6 +12,7 @@ Layer numbering: layer 0 is the embedding output, layer l (1..L) the output of b
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,40 @@ from matplotlib.figure import Figure
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile
 
-__all__ = ["DEPTH_STRATEGIES", "StrategyTable", "find_asset", "load_profile", "normalised_depth",
+__all__ = ["DEPTH_STRATEGIES", "markdown_table", "StrategyTable", "find_asset", "load_profile", "normalised_depth",
            "plot_depth_profiles", "strategy_table"]
 
+
+
+def _intensities_and_signatures(profile: SpectralProfile | Sequence[float], what: str):
+    if isinstance(profile, SpectralProfile):
+        return [float(v) for v in profile.intensities], profile.signatures.double().numpy(), profile.model_name
+    if isinstance(profile, (str, bytes)) or not isinstance(profile, Sequence):
+        raise TypeError(f"{what} must be a SpectralProfile or a sequence of per-layer intensities, "
+                        f"got {type(profile).__name__}")
+    values = [float(v) for v in profile]
+    if not values:
+        raise ValueError(f"{what} has no layers")
+    return values, None, what
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 4) -> str:
+    """A GitHub-markdown table of ``rows`` (floats rounded to ``digits``)."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("markdown_table: no rows")
+    columns = list(columns) if columns is not None else list(rows[0])
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(v) for v in value)
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 # the strategies whose choice depends on depth or intensity alone (random / reverse / none are left out)
@@ -55,8 +87,6 @@ def load_profile(path: str | os.PathLike) -> SpectralProfile:
 
 
 def _intensities(profile: SpectralProfile | Sequence[float], what: str) -> list[float]:
-    from .text_analysis import _intensities_and_signatures  # text_analysis re-exports this module
-
     values, _, _ = _intensities_and_signatures(profile, what)
     if len(values) < 2:
         raise ValueError(f"{what} has {len(values)} layer(s): a profile holds layer 0 (embeddings) and blocks 1..L")
@@ -147,8 +177,6 @@ class StrategyTable:
                 for name in self.mappings]
 
     def to_markdown(self) -> str:
-        from .text_analysis import markdown_table
-
         return markdown_table(self.rows())
 
     def same_as(self, name: str, strategy: str) -> list[str]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +36,8 @@ from torch import Tensor
 
 from .spectral import LAYER_CONVENTION, SpectralProfile, channel_spectrum, check_bins, half_spectrum_bins
 # teachers of different depths live in their own module; re-exported here, where chapter 3 imports them
-from .depth_profiles import (DEPTH_STRATEGIES, StrategyTable, find_asset, load_profile, normalised_depth,
-                             plot_depth_profiles, strategy_table)
+from .depth_profiles import (DEPTH_STRATEGIES, StrategyTable, _intensities_and_signatures, find_asset, load_profile,
+                             markdown_table, normalised_depth, plot_depth_profiles, strategy_table)
 
 __all__ = [
     "SentenceSpectra",
@@ -333,18 +333,6 @@ class ProfileComparison:
                 "rows": self.rows(), "metadata": self.metadata}
 
 
-def _intensities_and_signatures(profile: SpectralProfile | Sequence[float], what: str):
-    if isinstance(profile, SpectralProfile):
-        return [float(v) for v in profile.intensities], profile.signatures.double().numpy(), profile.model_name
-    if isinstance(profile, (str, bytes)) or not isinstance(profile, Sequence):
-        raise TypeError(f"{what} must be a SpectralProfile or a sequence of per-layer intensities, "
-                        f"got {type(profile).__name__}")
-    values = [float(v) for v in profile]
-    if not values:
-        raise ValueError(f"{what} has no layers")
-    return values, None, what
-
-
 def compare_profiles(before: SpectralProfile | Sequence[float], after: SpectralProfile | Sequence[float]) -> ProfileComparison:
     """Per-layer change from ``before`` to ``after`` (e.g. a teacher before and after fine-tuning)."""
     b, b_sig, b_name = _intensities_and_signatures(before, "before")
@@ -443,22 +431,3 @@ def plot_profile_comparison(comparison: ProfileComparison, *, figsize: tuple[flo
         ax.set_xticks(x)
         ax.set_xlabel("layer (0 = embeddings, l = block l)")
     return figure
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 4) -> str:
-    """A GitHub-markdown table of ``rows`` (floats rounded to ``digits``)."""
-    rows = list(rows)
-    if not rows:
-        raise ValueError("markdown_table: no rows")
-    columns = list(columns) if columns is not None else list(rows[0])
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-        if isinstance(value, (list, tuple)):
-            return ", ".join(str(v) for v in value)
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)

@@ -127,8 +127,9 @@ class ConditionResult:
     config: RunConfig
     report: ExperimentReport
     tuning: list[dict[str, Any]]
-    seconds: float
+    seconds: float  # wall time of this call (a resumed condition: only what was left)
     source: str | None = None  # the committed grid the runs were read from (None: trained by this study)
+    teacher_seconds: float = 0.0  # the teacher's recorded fine-tuning time (shared by the conditions of a data set)
 
 
 def scarce_training_set(dataset: IntentDataset, per_label: int, seed: int = 0) -> IntentDataset:
@@ -191,7 +192,8 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     config = condition_config(base, condition, teacher.directory, chosen).replace(**COMPARISON_SETTINGS)
     log(f"{condition.name}: {condition.title} ({len(students_data.train)} training utterances, {chosen or 'no tuning'})")
     report = run_experiment(config, out / "conditions" / condition.name, dataset=students_data, overwrite=overwrite)
-    return ConditionResult(condition, config, report, tuning, time.perf_counter() - start)
+    return ConditionResult(condition, config, report, tuning, time.perf_counter() - start,
+                           teacher_seconds=teacher.seconds)
 
 
 def published_condition(base: RunConfig, condition: Condition, out: Path, start: float) -> ConditionResult:
@@ -244,7 +246,7 @@ def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log)
             **{"grid.strategies": ["none"], "grid.seeds": [0]})
         report = run_experiment(probe, out / "tuning" / condition.name / str(index), dataset=dataset, overwrite=overwrite)
         score = headline(report.runs[0]["validation"])
-        trials.append({"settings": candidate, "validation_headline": score})
+        trials.append({"settings": candidate, "validation_headline": score, "seconds": report.runs[0]["seconds"]})
         log(f"  tuning {condition.name} {candidate}: validation {score:.4f}")
     best = max(trials, key=lambda t: t["validation_headline"])
     chosen_by[condition.name] = best["settings"]
@@ -361,7 +363,7 @@ def study_summary(records: dict[str, dict[str, Any]]) -> str:
     """One row per condition: the teacher, logits-only KD, and ``spectral-ends`` / ``spectral-topk``
     against it (paired, points, 95% CI) with the verdict and the MDE; the README's table."""
     rows = ["| condition | teacher | logits only | `spectral-ends` vs none | `spectral-topk` vs none "
-            "| best non-spectral vs none | seconds |", "|---|---|---|---|---|---|---|"]
+            "| best non-spectral vs none | student seconds |", "|---|---|---|---|---|---|---|"]
     for name, record in records.items():
         stats, head = record["stats"], record["stats"]["headline"]
         strategies = stats["strategies"]
@@ -374,11 +376,14 @@ def study_summary(records: dict[str, dict[str, Any]]) -> str:
         best = max(others, key=lambda s: strategies[s]["mean"][head]) if others else None
         best_cell = (f"`{best}` {_fmt(strategies[best]['vs_none'][head])}: {strategies[best]['vs_none'][head]['verdict']}"
                      if best else "-")
-        seconds = "read from " + f"`{record['source']}`" if record.get("source") else f"{record['seconds']:.0f}"
+        seconds = f"{record.get('training_seconds', training_seconds(record['runs'], record['tuning'])):.0f}"
+        if record.get("source"):
+            seconds += f" (read from `{record['source']}`)"
         rows.append(f"| {name}: {record['title']} | {100 * record['teacher_test'][head]:.2f} | "
                     f"{100 * strategies['none']['mean'][head]:.2f} | {cells[0]} | {cells[1]} | {best_cell} | {seconds} |")
     return (f"Headline metric per condition ({', '.join(sorted({r['stats']['headline'].replace('_', ' ') for r in records.values()}))}, %); "
-            "differences in points, same seed, mean [95% CI] over seeds.\n\n" + "\n".join(rows))
+            "differences in points, same seed, mean [95% CI] over seeds; student seconds: the recorded training "
+            "time of every distinct student and tuning run (teachers excluded).\n\n" + "\n".join(rows))
 
 
 def condition_record(result: ConditionResult) -> dict[str, Any]:
@@ -392,7 +397,16 @@ def condition_record(result: ConditionResult) -> dict[str, Any]:
             "config": result.config.to_dict(), "tuning": result.tuning, "teacher_test": report.teacher_test,
             "layers": {s: [list(t) for t in v] for s, v in layers.items()}, "same_as": coinciding,
             "stats": condition_stats(report.runs, strategies), "runs": report.runs, "source": result.source,
-            "seconds": result.seconds, "grid_seconds": report.seconds}
+            "seconds": result.seconds, "grid_seconds": report.seconds, "teacher_seconds": result.teacher_seconds,
+            "training_seconds": training_seconds(report.runs, result.tuning)}
+
+
+def training_seconds(runs: Sequence[dict[str, Any]], tuning: Sequence[dict[str, Any]] = ()) -> float:
+    """The students' recorded training time: each distinct run once (a strategy reported ``same_as``
+    another was not trained) plus the tuning runs. Unlike the wall time of a call, it does not shrink
+    when a condition is resumed, and it leaves out the (shared) teacher."""
+    return (sum(r.get("seconds", 0.0) for r in runs if not r.get("same_as"))
+            + sum(t.get("seconds", 0.0) for t in tuning))
 
 
 def _fmt(diff: dict[str, Any] | None) -> str:
@@ -401,6 +415,11 @@ def _fmt(diff: dict[str, Any] | None) -> str:
     if diff["n"] < 2:
         return f"{100 * diff['mean']:+.2f}"
     return f"{100 * diff['mean']:+.2f} [{100 * diff['low']:+.2f}, {100 * diff['high']:+.2f}]"
+
+
+def _teacher_time(record: dict[str, Any]) -> str:
+    seconds = record.get("teacher_seconds")
+    return f" (fine-tuned in {seconds:.0f} s)" if seconds else ""
 
 
 def _source_note(record: dict[str, Any]) -> str:
@@ -419,7 +438,8 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
         stats = record["stats"]
         head = stats["headline"].replace("_", " ")
         parts.append(f"\n### {name}: {record['title']}\n\n{record['why']}. Teacher test {head}: "
-                     f"{100 * record['teacher_test'][stats['headline']]:.2f}%. Seeds {record['seeds']}"
+                     f"{100 * record['teacher_test'][stats['headline']]:.2f}%{_teacher_time(record)}. "
+                     f"Seeds {record['seeds']}"
                      f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}."
                      f"{_source_note(record)}\n")
         parts.append(f"| strategy | teacher layers | {head} (%) | vs none | verdict | MDE | vs best baseline "

@@ -101,8 +101,15 @@ def test_the_study_resumes_without_retraining(toy_study, monkeypatch):
     monkeypatch.setattr(steps, "fit", counter)
     again = run_study(get_preset("quick", **FAST), root / "study", log=lambda *a: None)
     assert counter.calls == []
-    for name in record["conditions"]:
-        assert again["conditions"][name]["stats"] == record["conditions"][name]["stats"]
+    for name, condition in record["conditions"].items():
+        assert again["conditions"][name]["stats"] == condition["stats"]
+        # the time a condition took is what its runs recorded, not the (short) wall time of the resuming call
+        assert again["conditions"][name]["training_seconds"] == pytest.approx(condition["training_seconds"])
+        distinct = [r["seconds"] for r in condition["runs"] if not r.get("same_as")]
+        assert condition["training_seconds"] == pytest.approx(sum(distinct) + sum(t["seconds"] for t in condition["tuning"]))
+        assert condition["training_seconds"] > again["conditions"][name]["seconds"]
+        assert condition["teacher_seconds"] > 0  # recorded when fine-tuned, reused when resumed
+        assert again["conditions"][name]["teacher_seconds"] == pytest.approx(condition["teacher_seconds"])
     assert (root / "study" / "study.md").exists() and (root / "study" / "forest.png").stat().st_size > 1000
 
 

@@ -437,7 +437,8 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
     for name, record in records.items():
         stats = record["stats"]
         head = stats["headline"].replace("_", " ")
-        parts.append(f"\n### {name}: {record['title']}\n\n{record['why']}. Teacher test {head}: "
+        why = record["why"] if record["why"].endswith((".", "?", "!")) else record["why"] + "."
+        parts.append(f"\n### {name}: {record['title']}\n\n{why} Teacher test {head}: "
                      f"{100 * record['teacher_test'][stats['headline']]:.2f}%{_teacher_time(record)}. "
                      f"Seeds {record['seeds']}"
                      f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}."

@@ -351,7 +351,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .study import PUBLISHED_FILES, run_study
 
     record = _run_resolved(args, lambda config: run_study(config, args.out, conditions=args.conditions,
-                                                          overwrite=args.overwrite, report_only=args.report_only))
+                                                          overwrite=args.overwrite, report_only=args.report_only,
+                                                          keep_from=args.publish))
     print((Path(args.out) / "study.md").read_text())
     if args.publish:
         names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]
@@ -437,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", nargs="+", default=None, help="run only these conditions (default: all of the preset's)")
     p.add_argument("--report-only", action="store_true", help="rebuild study.md, summary.md and forest.png from the "
                    "finished conditions in OUT/results.json; nothing is trained")
-    p.add_argument("--publish", default=None, help="also copy results.json, study.md and the figures here (e.g. assets/study)")
+    p.add_argument("--publish", default=None, help="also copy results.json, study.md and the figures here (e.g. "
+                   "assets/study); conditions already published there that OUT lacks are kept, not dropped")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("end-to-end", help="chapter 5 end to end (use --preset full on a GPU)", formatter_class=defaults)

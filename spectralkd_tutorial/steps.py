@@ -176,7 +176,8 @@ def profile_with_config(model: nn.Module, tokenizer, dataset: IntentDataset, con
     """``profile`` over the config's analysis utterances."""
     texts = analysis_texts(dataset, config.analysis.samples, split=config.analysis.split)
     return profile(model, tokenizer, texts, batch_size=config.analysis.batch_size, max_length=config.data.max_length,
-                   model_name=model_name, progress=config.runtime.progress, dataset=dataset.name)
+                   model_name=model_name, progress=config.runtime.progress, dataset=dataset.name,
+                   split=config.analysis.split, preset=config.name)
 
 
 def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem: str = "intensity",

@@ -231,6 +231,24 @@ def _with_same_as(run: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[s
     return run
 
 
+def _carry_conditions(previous: dict[str, Any], published: Path, preset: str, log) -> None:
+    """Add to ``previous`` the conditions of ``published`` (a results.json) that it lacks."""
+    if not published.exists():
+        return
+    from .io import read_json
+
+    other = read_json(published)
+    presets = {other.get("preset")} | {(r.get("config") or {}).get("name") for r in other.get("conditions", {}).values()}
+    presets.discard(None)
+    if presets and presets != {preset}:
+        raise ValueError(f"{published} holds a study of preset {sorted(presets)}, not {preset!r}; publish this "
+                         f"study elsewhere (--publish DIR) or run it with --preset {sorted(presets)[0]}")
+    for name, record in other.get("conditions", {}).items():
+        if name not in previous["conditions"]:
+            previous["conditions"][name] = {**record, "carried_from": record.get("carried_from") or str(published)}
+            log(f"{name}: kept from {published} (not in this run's directory)")
+
+
 def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log) -> tuple[list[dict], dict]:
     """Each candidate once (``none``, seed 0), scored on validation; the best is used."""
     if condition.tuned_like:
@@ -254,10 +272,14 @@ def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log)
 
 
 def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequence[str] | None = None,
-              overwrite: bool = False, report_only: bool = False, log=print) -> dict[str, Any]:
+              overwrite: bool = False, report_only: bool = False, keep_from: str | os.PathLike | None = None,
+              log=print) -> dict[str, Any]:
     """Run (or resume) the preset's study; writes results.json, study.md, summary.md, forest.png and
     per-condition figures. ``report_only``: rebuild the reports from the finished conditions in
-    results.json without running any (e.g. to publish a study stopped part-way)."""
+    results.json without running any (e.g. to publish a study stopped part-way). ``keep_from``: a
+    directory with an earlier ``results.json`` of this preset's study (the published one): its conditions
+    that ``out_dir`` does not hold are carried over unchanged, so that running some conditions on
+    another machine and publishing them adds to the published study instead of replacing it."""
     out = Path(out_dir)
     plan = study_plan(base.name)
     if conditions:
@@ -268,6 +290,8 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
     results = []
     with RunStore(out, kind="study", settings={"preset": base.name}, overwrite=overwrite) as store:
         previous = store.read_json("results.json") if store.exists("results.json") else {"conditions": {}}
+        if keep_from is not None:
+            _carry_conditions(previous, Path(keep_from) / "results.json", base.name, log)
         chosen_by = {name: max(r["tuning"], key=lambda t: t["validation_headline"])["settings"]
                      for name, r in previous["conditions"].items() if r["tuning"]}
         if report_only and not previous["conditions"]:
@@ -279,6 +303,11 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             store.write_json("results.json", previous)
             figures = result.report.directory if condition.published else out / "conditions" / condition.name
             atomic_copy(figures / "mappings.png", out / f"mappings_{condition.name}.png")
+        names = [c.name for c in study_plan(base.name)]
+        previous["conditions"] = dict(sorted(previous["conditions"].items(),
+                                             key=lambda item: names.index(item[0]) if item[0] in names else len(names)))
+        previous["preset"] = base.name
+        store.write_json("results.json", previous)
         records = previous["conditions"]
         atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
         atomic_write_text(store.path("summary.md"), study_summary(records) + "\n")

@@ -230,3 +230,35 @@ def test_report_only_rebuilds_the_reports_without_running(toy_study, monkeypatch
     assert "| Q1" in (root / "study" / "summary.md").read_text()
     with pytest.raises(ValueError, match="no finished condition yet"):
         run_study(get_preset("quick", **FAST), tmp_path / "empty", report_only=True)
+
+
+def test_publishing_part_of_a_study_keeps_the_published_conditions(toy_study, monkeypatch, tmp_path):
+    """A fresh machine that runs only some conditions adds them to the published study: the
+    published conditions its directory lacks are carried over unchanged (never dropped), in plan order."""
+    import shutil
+
+    from spectralkd_tutorial import study
+
+    root, record, _ = toy_study
+    published = tmp_path / "published"
+    published.mkdir()
+    only_q1 = {"conditions": {"Q1": record["conditions"]["Q1"]}}
+    (published / "results.json").write_text(json.dumps(only_q1))
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root / "study", fresh)
+    results = json.loads((fresh / "results.json").read_text())
+    del results["conditions"]["Q1"]  # this machine finished Q2 only
+    (fresh / "results.json").write_text(json.dumps(results))
+    monkeypatch.setattr(study, "run_condition", lambda *a, **k: pytest.fail("nothing is retrained"))
+    merged = run_study(get_preset("quick", **FAST), fresh, report_only=True, keep_from=published, log=lambda *a: None)
+    assert list(merged["conditions"]) == ["Q1", "Q2"]
+    assert merged["conditions"]["Q1"]["stats"] == record["conditions"]["Q1"]["stats"]
+    assert merged["conditions"]["Q1"]["carried_from"] == str(published / "results.json")
+    assert "carried_from" not in merged["conditions"]["Q2"]
+    assert "| Q1" in (fresh / "summary.md").read_text()  # carried, in plan order
+    on_disk = json.loads((fresh / "results.json").read_text())
+    assert list(on_disk["conditions"]) == ["Q1", "Q2"] and on_disk["preset"] == "quick"
+    # a published study of another preset is refused, not mixed in
+    (published / "results.json").write_text(json.dumps({"preset": "workshop", "conditions": {}}))
+    with pytest.raises(ValueError, match="preset"):
+        run_study(get_preset("quick", **FAST), fresh, report_only=True, keep_from=published)

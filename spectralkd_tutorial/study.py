@@ -57,6 +57,7 @@ class Condition:
     tuned_like: str | None = None  # reuse the setting another condition chose
     published: str | None = None  # a committed grid of exactly this setting (results.json), read instead of re-run
     teacher: dict[str, Any] = field(default_factory=dict)  # dotted teacher.* keys: another teacher than the preset's
+    compare_to: str | None = None  # a condition that differs in one setting only: compared strategy by strategy
 
 
 def _workshop_plan() -> list[Condition]:
@@ -84,7 +85,8 @@ def _workshop_plan() -> list[Condition]:
                   "TinyBERT / TextBrewer's learned projection as the second row of C5",
                   overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3,
                              "loss.feature_loss": "spectral-projection"},
-                  strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5"),
+                  strategies=("none", "uniform", "last", "first", "spectral-ends"), tuned_like="C5",
+                  compare_to="C5"),
         Condition("C6", "a deep teacher: MPNet (12 x 768) fine-tuned on CLINC150 small, 4 blocks copied from it",
                   "its intensity is not monotonic in depth, so the spectral rule picks its own blocks, not last's",
                   dataset="clinc150:small", teacher={"teacher.model": MPNET_HUB_NAME, "teacher.train.learning_rate": 5e-5},
@@ -307,6 +309,9 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         previous["conditions"] = dict(sorted(previous["conditions"].items(),
                                              key=lambda item: names.index(item[0]) if item[0] in names else len(names)))
         previous["preset"] = base.name
+        for condition in study_plan(base.name):  # records written before a condition named its comparison
+            if condition.compare_to and condition.name in previous["conditions"]:
+                previous["conditions"][condition.name].setdefault("compare_to", condition.compare_to)
         store.write_json("results.json", previous)
         records = previous["conditions"]
         atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
@@ -326,6 +331,7 @@ def condition_record(result: ConditionResult) -> dict[str, Any]:
             "config": result.config.to_dict(), "tuning": result.tuning, "teacher_test": report.teacher_test,
             "layers": {s: [list(t) for t in v] for s, v in layers.items()}, "same_as": coinciding,
             "stats": condition_stats(report.runs, strategies), "runs": report.runs, "source": result.source,
+            "compare_to": result.condition.compare_to,
             "seconds": result.seconds, "grid_seconds": report.seconds, "teacher_seconds": result.teacher_seconds,
             "training_seconds": training_seconds(report.runs, result.tuning)}
 

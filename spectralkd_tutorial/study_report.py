@@ -41,6 +41,36 @@ def condition_stats(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -
     return table
 
 
+def paired_conditions(record: dict[str, Any], other: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Strategy by strategy, ``record``'s students minus ``other``'s of the same strategy and seed, per metric.
+
+    For two conditions that differ in one setting only (C5p's learned projection vs C5's pooling):
+    their students of a seed share initialisation and data order, so the seeds pair as within a
+    condition. Their ``none`` students coincide, which checks the pairing (difference exactly 0)."""
+    metrics = metrics_of(record["runs"])
+    table: dict[str, dict[str, Any]] = {}
+    for strategy in record["stats"]["strategies"]:
+        if strategy not in other["stats"]["strategies"]:
+            continue
+        pairs = {m: _pair_across(record["runs"], other["runs"], strategy, m) for m in metrics}
+        if pairs[metrics[0]][0]:
+            table[strategy] = {m: paired_difference(*pair).to_dict() for m, pair in pairs.items()}
+    return table
+
+
+def _pair_across(runs: Sequence[dict[str, Any]], others: Sequence[dict[str, Any]], strategy: str,
+                 metric: str) -> tuple[list[float], list[float]]:
+    mine = {r["seed"]: r["test"].get(metric, math.nan) for r in runs if r["strategy"] == strategy}
+    theirs = {r["seed"]: r["test"].get(metric, math.nan) for r in others if r["strategy"] == strategy}
+    seeds = sorted(mine.keys() & theirs.keys())
+    return [mine[s] for s in seeds], [theirs[s] for s in seeds]
+
+
+def _compared(records: dict[str, dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:
+    other = record.get("compare_to")
+    return records.get(other) if other else None
+
+
 def _mean(values: Sequence[float]) -> float:
     values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
@@ -69,6 +99,11 @@ def study_conclusion(records: dict[str, dict[str, Any]]) -> str:
                 f"{', '.join(f'`{s}` ' + stats['strategies'][s]['vs_none'][head]['verdict'] for s in others)}."
                 if others else " No non-spectral choice differs detectably from logits-only either.")
         lines.append(f"- **{name}** ({record['title']}): " + "; ".join(parts) + "." + note)
+        other = _compared(records, record)
+        if other is not None:
+            versus = paired_conditions(record, other)
+            said = [f"`{s}` {d[head]['verdict']} ({_fmt(d[head])})" for s, d in versus.items() if s != "none"]
+            lines.append(f"  Against {record['compare_to']} strategy by strategy (same seeds): " + "; ".join(said) + ".")
     return "\n".join(lines)
 
 
@@ -164,7 +199,22 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
             mde = f"{100 * vs_none['mde']:.2f}" if vs_none and not math.isnan(vs_none["mde"]) else "-"
             parts.append(f"| {strategy}{same} | {layers} | {100 * row['mean'][stats['headline']]:.2f} | {_fmt(vs_none)} | "
                          f"{vs_none['verdict'] if vs_none else '-'} | {mde} | {_fmt(vs_best)} |")
+        other = _compared(records, record)
+        if other is not None:
+            parts.append(_versus_table(name, record, other))
     return "\n".join(parts) + "\n"
+
+
+def _versus_table(name: str, record: dict[str, Any], other: dict[str, Any]) -> str:
+    metrics = metrics_of(record["runs"])
+    compare_to = record["compare_to"]
+    rows = [f"\n{name} against {compare_to} ({other['title']}), strategy by strategy: {name} - {compare_to}, same seed "
+            f"(the `none` students do not use the setting that differs, so their difference is 0 when the pairing "
+            f"holds).\n", "| strategy | " + " | ".join(f"{m.replace('_', ' ')} (points)" for m in metrics)
+            + f" | verdict ({metrics[0].replace('_', ' ')}) |", "|---" * (len(metrics) + 2) + "|"]
+    for strategy, diff in paired_conditions(record, other).items():
+        rows.append(f"| {strategy} | " + " | ".join(_fmt(diff[m]) for m in metrics) + f" | {diff[metrics[0]]['verdict']} |")
+    return "\n".join(rows)
 
 
 def write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
@@ -184,5 +234,5 @@ def write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-__all__ = ["condition_stats", "metrics_of", "study_conclusion", "study_markdown", "study_summary", "training_seconds",
+__all__ = ["condition_stats", "metrics_of", "paired_conditions", "study_conclusion", "study_markdown", "study_summary", "training_seconds",
            "write_forest"]

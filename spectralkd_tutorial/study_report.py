@@ -218,18 +218,21 @@ def _versus_table(name: str, record: dict[str, Any], other: dict[str, Any]) -> s
 
 
 def write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
+    """The paired differences to logits-only KD, one panel per condition (each on its own scale)."""
     import matplotlib.pyplot as plt
 
-    from .viz import plot_forest, save_figure
+    from .viz import plot_forest_panels, save_figure
 
-    rows = []
+    panels = {}
     for name, record in records.items():
         head = record["stats"]["headline"]
+        rows = []
         for strategy, row in record["stats"]["strategies"].items():
             diff = (row.get("vs_none") or {}).get(head)
             if diff:
-                rows.append((f"{name} {strategy}", diff["mean"], diff["low"], diff["high"]))
-    figure = plot_forest(rows, xlabel="difference to logits-only KD (points of the headline accuracy)")
+                rows.append((strategy + _same_as_note(record, strategy), diff["mean"], diff["low"], diff["high"]))
+        panels[f"{name}: {record['title']}"] = rows
+    figure = plot_forest_panels(panels, xlabel="difference to logits-only KD (points of the headline accuracy)")
     save_figure(figure, path)
     plt.close(figure)
 

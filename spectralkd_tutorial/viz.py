@@ -164,9 +164,29 @@ def plot_forest(rows: Sequence[tuple[str, float, float, float]], *, xlabel: str 
     Spectral strategies are drawn in orange; an interval that misses 0 is drawn solid, one that
     crosses 0 hollow.
     """
-    height = 0.8 + 0.28 * max(1, len(rows))
-    figure, ax = plt.subplots(figsize=(7.0, height))
-    for y, (label, mean, low, high) in enumerate(reversed(list(rows))):
+    return plot_forest_panels({"": rows}, xlabel=xlabel)
+
+
+def plot_forest_panels(panels: Mapping[str, Sequence[tuple[str, float, float, float]]], *,
+                       xlabel: str = "difference") -> Figure:
+    """One forest panel per group (e.g. per condition of a study), each with its own x-axis, so that a
+    condition whose differences are tenths of a point stays readable beside one where they are tens."""
+    panels = {name: list(rows) for name, rows in panels.items() if rows}
+    sizes = [max(1, len(rows)) for rows in panels.values()] or [1]
+    figure, axes = plt.subplots(len(sizes), 1, figsize=(7.0, 0.8 + 0.28 * sum(sizes) + 0.45 * len(sizes)),
+                                gridspec_kw={"height_ratios": sizes}, squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], panels.items()):
+        _draw_forest(ax, rows)
+        if name:
+            ax.set_title(name, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(xlabel)
+    figure.suptitle("paired differences to logits-only KD, 95% intervals over seeds", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _draw_forest(ax, rows: Sequence[tuple[str, float, float, float]]) -> None:
+    for y, (label, mean, low, high) in enumerate(reversed(rows)):
         color = "tab:orange" if "spectral" in label else "tab:blue"
         significant = not (np.isnan(low) or low <= 0 <= high)
         if not np.isnan(low):
@@ -174,8 +194,5 @@ def plot_forest(rows: Sequence[tuple[str, float, float, float]], *, xlabel: str 
         ax.plot([100 * mean], [y], "o", color=color, mfc=color if significant else "white")
     ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([r[0] for r in reversed(list(rows))], fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.set_title("paired differences to logits-only KD, 95% intervals over seeds", fontsize=10)
-    figure.tight_layout()
-    return figure
+    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)

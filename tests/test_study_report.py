@@ -79,3 +79,34 @@ def test_conditions_name_only_conditions_of_their_plan(preset):
     for condition in plan:
         for other in (condition.compare_to, condition.tuned_like):
             assert other is None or names.index(other) < names.index(condition.name), condition.name
+
+
+def test_the_forest_has_one_panel_per_condition_on_its_own_scale(records, tmp_path):
+    """Each condition's intervals are drawn on an axis that holds them and 0, however far apart the
+    conditions' scales are (a common axis would flatten a tenth of a point next to ten points)."""
+    import matplotlib.pyplot as plt
+
+    from spectralkd_tutorial.study_report import write_forest
+    from spectralkd_tutorial.viz import plot_forest_panels
+
+    small = {"uniform": {0: 0.8001, 1: 0.8202, 2: 0.8103}, "none": {0: 0.80, 1: 0.82, 2: 0.81}}
+    records["C1"] = _record("tiny differences", small)
+    write_forest(records, tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").stat().st_size > 1000
+    panels = {}
+    for name, record in records.items():
+        head = record["stats"]["headline"]
+        panels[name] = [(s, row["vs_none"][head]["mean"], row["vs_none"][head]["low"], row["vs_none"][head]["high"])
+                        for s, row in record["stats"]["strategies"].items() if "vs_none" in row]
+    figure = plot_forest_panels(panels)
+    try:
+        assert len(figure.axes) == len(panels)
+        for ax, rows in zip(figure.axes, panels.values()):
+            low, high = ax.get_xlim()
+            assert low <= 0 <= high
+            assert all(low <= 100 * r[2] and 100 * r[3] <= high for r in rows)
+            assert [t.get_text() for t in ax.get_yticklabels()] == [r[0] for r in reversed(rows)]
+        widths = [ax.get_xlim()[1] - ax.get_xlim()[0] for ax in figure.axes]
+        assert max(widths) > 20 * min(widths)  # C1's panel is zoomed in, not flattened
+    finally:
+        plt.close(figure)

@@ -237,5 +237,5 @@ def write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-__all__ = ["condition_stats", "metrics_of", "paired_conditions", "study_conclusion", "study_markdown", "study_summary", "training_seconds",
-           "write_forest"]
+__all__ = ["condition_stats", "metrics_of", "paired_conditions", "study_conclusion", "study_markdown", "study_summary",
+           "training_seconds", "write_forest"]

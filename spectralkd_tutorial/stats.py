@@ -76,8 +76,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, confidence: flo
     return PairedDifference(mean, mean - t_crit * se, mean + t_crit * se, sd, n, mde)
 
 
-def pair_by_seed(runs: Sequence[dict[str, Any]], a: str, b: str, metric: str) -> tuple[list[float], list[float]]:
-    """The ``metric`` of strategies ``a`` and ``b`` on the seeds both ran, in seed order."""
-    by_key = {(r["strategy"], r["seed"]): r["test"].get(metric, math.nan) for r in runs}
-    seeds = sorted({s for (name, s) in by_key if name == a} & {s for (name, s) in by_key if name == b})
-    return [by_key[(a, s)] for s in seeds], [by_key[(b, s)] for s in seeds]
+def pair_by_seed(runs: Sequence[dict[str, Any]], a: str, b: str, metric: str,
+                 other_runs: Sequence[dict[str, Any]] | None = None) -> tuple[list[float], list[float]]:
+    """The ``metric`` of strategies ``a`` and ``b`` on the seeds both ran, in seed order; ``b`` is read
+    from ``other_runs`` when given (another condition's runs, paired with these by seed)."""
+    mine = {r["seed"]: r["test"].get(metric, math.nan) for r in runs if r["strategy"] == a}
+    theirs = {r["seed"]: r["test"].get(metric, math.nan) for r in (runs if other_runs is None else other_runs)
+              if r["strategy"] == b}
+    seeds = sorted(mine.keys() & theirs.keys())
+    return [mine[s] for s in seeds], [theirs[s] for s in seeds]

@@ -283,7 +283,7 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
     that ``out_dir`` does not hold are carried over unchanged, so that running some conditions on
     another machine and publishing them adds to the published study instead of replacing it."""
     out = Path(out_dir)
-    plan = study_plan(base.name)
+    full_plan = plan = study_plan(base.name)
     if conditions:
         unknown = sorted(set(conditions) - {c.name for c in plan})
         if unknown:
@@ -305,11 +305,11 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             store.write_json("results.json", previous)
             figures = result.report.directory if condition.published else out / "conditions" / condition.name
             atomic_copy(figures / "mappings.png", out / f"mappings_{condition.name}.png")
-        names = [c.name for c in study_plan(base.name)]
+        names = [c.name for c in full_plan]
         previous["conditions"] = dict(sorted(previous["conditions"].items(),
                                              key=lambda item: names.index(item[0]) if item[0] in names else len(names)))
         previous["preset"] = base.name
-        for condition in study_plan(base.name):  # records written before a condition named its comparison
+        for condition in full_plan:  # records written before a condition named its comparison
             if condition.compare_to and condition.name in previous["conditions"]:
                 previous["conditions"][condition.name].setdefault("compare_to", condition.compare_to)
         store.write_json("results.json", previous)

@@ -52,18 +52,10 @@ def paired_conditions(record: dict[str, Any], other: dict[str, Any]) -> dict[str
     for strategy in record["stats"]["strategies"]:
         if strategy not in other["stats"]["strategies"]:
             continue
-        pairs = {m: _pair_across(record["runs"], other["runs"], strategy, m) for m in metrics}
+        pairs = {m: pair_by_seed(record["runs"], strategy, strategy, m, other["runs"]) for m in metrics}
         if pairs[metrics[0]][0]:
             table[strategy] = {m: paired_difference(*pair).to_dict() for m, pair in pairs.items()}
     return table
-
-
-def _pair_across(runs: Sequence[dict[str, Any]], others: Sequence[dict[str, Any]], strategy: str,
-                 metric: str) -> tuple[list[float], list[float]]:
-    mine = {r["seed"]: r["test"].get(metric, math.nan) for r in runs if r["strategy"] == strategy}
-    theirs = {r["seed"]: r["test"].get(metric, math.nan) for r in others if r["strategy"] == strategy}
-    seeds = sorted(mine.keys() & theirs.keys())
-    return [mine[s] for s in seeds], [theirs[s] for s in seeds]
 
 
 def _compared(records: dict[str, dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:

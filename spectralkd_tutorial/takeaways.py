@@ -18,7 +18,8 @@ from .io import read_json
 from .selection import SPECTRAL_STRATEGIES
 from .study_report import condition_stats
 
-__all__ = ["committed_results", "same_layers_as", "study_takeaways", "workshop_takeaways"]
+__all__ = ["STUDY_RESULTS", "WORKSHOP_RESULTS", "committed_results", "same_layers_as", "study_takeaways",
+           "workshop_takeaways"]
 
 WORKSHOP_RESULTS = "workshop/results.json"
 STUDY_RESULTS = "study/results.json"

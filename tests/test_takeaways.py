@@ -92,6 +92,8 @@ def test_study_takeaways_count_the_verdicts(from_root):
     first = text.splitlines()[0]
     assert f"{cases} (condition, strategy) cases" in first
     assert f"**helps** in {len(helps)} ({', '.join(helps)})" in first
+    where = next(line for line in text.splitlines() if line.startswith("- Where a spectral strategy helps"))
+    assert where.count("while the best non-spectral choice") == len(helps)
 
 
 def test_same_layers_as_needs_every_seed():

@@ -36,12 +36,9 @@ GRID = ["--strategies", "none", "--epochs", "1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def env(tmp_path_factory):
+def env(offline_private_cache):
     """Offline, a private cache of tiny checkpoints, for this module and its subprocesses."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        yield
+    yield
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,9 @@ GRID = ["--strategies", "none", "--seeds", "0", "--epochs", "1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def env(tmp_path_factory):
+def env(offline_private_cache):
     """Offline, a private cache of tiny checkpoints, for this module and its subprocesses."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        yield
+    yield
 
 
 def write_csv(path: Path, swap: tuple[str, str] | None = None) -> Path:
@@ -185,23 +182,24 @@ def test_3_evaluate_takes_the_lock_and_its_directory_is_its_own(teacher, tmp_pat
 def test_4_a_data_file_edited_in_place_is_other_data(teacher, tmp_path, capsys, monkeypatch):
     data, t = teacher
     monkeypatch.chdir(tmp_path)
-    mine = shutil.copy(data, tmp_path / "my.csv")
+    mine = Path(shutil.copy(data, tmp_path / "my.csv"))
     argv = ["distill", *QUICK, "--teacher", str(t), "--data", "my.csv", "--oos-label", "oos", "--epochs", "1",
             "--out", "D"]
     code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     before = snapshot(tmp_path / "D")
-    # the same run again from another folder through its config.toml: the same data, reused as is
+
+    write_csv(mine, swap=("alarm", "timer"))  # same path, same rows, two intents' labels swapped
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert 'data.dataset: "sha256:' in err and "--overwrite" in err
+    assert snapshot(tmp_path / "D") == before
+
+    # the original file back; the same run again from another folder through its config.toml: reused as is
+    shutil.copy(data, mine)
     monkeypatch.chdir(tmp_path / "D")
     code, _, err = run_cli(capsys, "distill", "--config", "config.toml", "--out", ".", "--no-progress")
     assert code == 0, err
-    assert snapshot(tmp_path / "D") == before
-    monkeypatch.chdir(tmp_path)
-
-    write_csv(Path(mine), swap=("alarm", "timer"))  # same path, same rows, two intents' labels swapped
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2
-    assert "data.dataset: \"sha256:" in err and "--overwrite" in err
     assert snapshot(tmp_path / "D") == before
 
 
@@ -254,14 +252,14 @@ def test_6_overwrite_discards_only_what_the_tool_wrote(tmp_path, capsys):
     files = users_files(out)
     argv = ["teacher", *QUICK, "--epochs", "1", "--out", str(out)]
     assert run_cli(capsys, *argv)[0] == 0
-    listed = json.loads((out / "run.json").read_text())["files"]
-    assert {"model", "metrics.json", "config.toml", "intensity.json"} <= set(listed)
-    assert not {"NOTES.md", "src", "deep", ".s.tmp"} & set(listed)
     before = snapshot(out)
     code, _, err = run_cli(capsys, *argv[:-4], "--epochs", "2", "--out", str(out), "--overwrite")
     assert code == 2
     assert f"{out} holds files spectralkd did not write: .s.tmp, NOTES.md, backup.old, deep, notes.tmp and 1 more" in err
     assert snapshot(out) == before  # nothing deleted, nothing written
+    listed = json.loads((out / "run.json").read_text())["files"]
+    assert {"model", "metrics.json", "config.toml", "intensity.json"} <= set(listed)
+    assert not {"NOTES.md", "src", "deep", ".s.tmp"} & set(listed)
 
     clean = tmp_path / "C"
     assert run_cli(capsys, "teacher", *QUICK, "--epochs", "1", "--out", str(clean))[0] == 0

@@ -5,8 +5,10 @@ resolved settings (and the fingerprints of its inputs) that its results depend o
 SHA-256. Opening a directory with other settings stops with a message listing what differs,
 instead of silently reusing (or mixing) results. While a command works in a directory it holds
 ``.lock`` (pid, host, command); a second process stops with a message naming the holder, and a
-lock left by a killed process is taken over. Every write is atomic; temporary files that a killed
-write left behind are removed when the directory is opened again. In a distributed run (several
+lock left by a killed process is taken over. Every write is atomic; the temporary files (named
+``.spectralkd-*``) that a killed write left behind are removed when the directory is opened again,
+only where the tool wrote. ``run.json`` also lists what the tool wrote (``files``): ``--overwrite``
+removes only those, and a folder holding anything else is not cleared. In a distributed run (several
 processes under a launcher) the main process opens, locks and writes; the other processes open
 after it (an error it meets is raised on every process) and their writes are no-ops.
 
@@ -38,7 +40,6 @@ from .distributed import is_main_process, on_main
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 CHECKPOINT_FILE = "checkpoint.pt"
-_OPEN_ROOTS: list[str] = []  # the run directories a store of this process has open
 
 
 def canonical(value: Any) -> Any:
@@ -90,6 +91,9 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_OPEN_ROOTS: list[str] = []  # the run directories a store of this process has open
 
 
 class RunStore:

@@ -1,0 +1,138 @@
+"""What the intensity is made of: I_l against the activation size, and how flat the signature is.
+
+Parseval ties the two: with ``F = FFT_h(x) / H``, ``sum_k |F[k]|^2 = (1/H) sum_h x_h^2``, so the
+*energy* of a token's channel spectrum is its squared RMS over H. The intensity is a mean of
+*magnitudes*, not of energies; for channels that were independent noise of RMS r, each |F[k]|
+(k not 0 or H/2) is a Rayleigh variable with E|F[k]|^2 = r^2 / H, so
+
+    I / RMS = sqrt(pi / (4 H))                                   (the white-noise yardstick)
+
+A signature that is flat over the bins (small coefficient of variation, the lowest bins holding
+about the mean) with I / RMS at that yardstick says: the layer's intensity is a rescaled RMS, and
+ranking layers by I_l (``spectral-topk``) ranks them by activation size (``norm-topk``).
+
+Bins: the non-mirrored half ``1..H/2`` (bin 0 is the mean over channels, the rest mirror these
+for real input); "low" = the lowest ``fraction`` of those bins, "high" = the highest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .selection import select_layers
+from .spectral import SpectralProfile
+
+__all__ = ["white_noise_ratio", "flatness", "intensity_vs_rms", "SelectionAgreement", "selection_agreement",
+           "makeup_sentences", "low_bin_trend"]
+
+
+def white_noise_ratio(hidden_size: int) -> float:
+    """I / RMS of independent Gaussian channels: sqrt(pi / (4 H)) (the mean of a Rayleigh variable)."""
+    return math.sqrt(math.pi / (4 * hidden_size))
+
+
+def _half(signatures: np.ndarray) -> np.ndarray:
+    """Bins 1..H/2 of ``(layers, H)`` full signatures (bin 0 and the mirrored half left out)."""
+    width = signatures.shape[1]
+    return signatures[:, 1 : width // 2 + 1]
+
+
+def flatness(profile: SpectralProfile, fraction: float = 1 / 8) -> list[dict[str, float]]:
+    """Per layer: ``cv`` = std / mean of S_l[k] over bins 1..H/2; ``low`` / ``high`` = the mean of the
+    lowest / highest ``fraction`` of those bins over the mean of all of them (1.0: no tilt)."""
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction={fraction} must be in (0, 0.5]")
+    if (profile.bins or profile.hidden_size) != profile.hidden_size:
+        raise ValueError(f"flatness needs the full signatures (all {profile.hidden_size} bins), "
+                         f"the profile kept {profile.bins}")
+    half = _half(profile.signatures.double().numpy())
+    n = max(1, int(half.shape[1] * fraction))
+    mean = half.mean(axis=1)
+    return [{"layer": layer.layer, "cv": float(half[i].std() / mean[i]), "low": float(half[i, :n].mean() / mean[i]),
+             "high": float(half[i, -n:].mean() / mean[i])} for i, layer in enumerate(profile.layers)]
+
+
+def intensity_vs_rms(profile: SpectralProfile) -> list[dict[str, float]] | None:
+    """Per layer: I_l, RMS_l, I_l / RMS_l and that ratio over the white-noise yardstick (None without RMS)."""
+    rms = profile.rms
+    if rms is None:
+        return None
+    white = white_noise_ratio(profile.hidden_size)
+    return [{"layer": layer.layer, "I": layer.intensity, "RMS": r, "I/RMS": layer.intensity / r,
+             "I/RMS over white noise": layer.intensity / r / white} for layer, r in zip(profile.layers, rms)]
+
+
+def low_bin_trend(profile: SpectralProfile, fraction: float = 1 / 8) -> float:
+    """Spearman rank correlation of the low-bin ratio with depth (ties get their mean rank)."""
+    from scipy.stats import spearmanr
+
+    low = [row["low"] for row in flatness(profile, fraction)]
+    return float(spearmanr(np.arange(len(low)), low).statistic)
+
+
+@dataclass
+class SelectionAgreement:
+    """One row per profile: the K blocks ``spectral-topk`` and ``norm-topk`` pick (None: no RMS recorded)."""
+
+    k: int
+    rows: list[dict[str, object]]
+
+    def to_markdown(self) -> str:
+        lines = [f"| profile | blocks | `spectral-topk` (K = {self.k}) | `norm-topk` | same? |",
+                 "| --- | ---: | --- | --- | --- |"]
+        for row in self.rows:
+            norm = row["norm-topk"]
+            same = "RMS not recorded" if norm is None else ("yes" if row["same"] else "**no**")
+            lines.append(f"| {row['profile']} | {row['blocks']} | {row['spectral-topk']} | "
+                         f"{'—' if norm is None else norm} | {same} |")
+        return "\n".join(lines)
+
+
+def selection_agreement(profiles: Mapping[str, SpectralProfile | None], k: int) -> SelectionAgreement:
+    """Does ranking by activation size pick what ranking by intensity picks? (``selection.select_layers``.)"""
+    rows = []
+    for name, profile in profiles.items():
+        if profile is None:
+            continue
+        blocks = len(profile.layers) - 1
+        kk = min(k, blocks)
+        spectral = select_layers("spectral-topk", kk, blocks, profile.intensities).teacher_layers
+        norm = None if profile.rms is None else select_layers("norm-topk", kk, blocks, rms=profile.rms).teacher_layers
+        rows.append({"profile": name, "blocks": blocks, "spectral-topk": spectral, "norm-topk": norm,
+                     "same": norm is not None and norm == spectral})
+    return SelectionAgreement(k, rows)
+
+
+def makeup_sentences(rms_rows: Mapping[str, Sequence[Mapping[str, float]] | None],
+                     flat_rows: Mapping[str, Sequence[Mapping[str, float]]],
+                     agreement: SelectionAgreement) -> str:
+    """The reading, computed: how close I / RMS stays to white noise, how flat the signatures are,
+    whether the low bins hold more than the mean, and whether ``norm-topk`` = ``spectral-topk``."""
+    out = []
+    for name, rows in rms_rows.items():
+        if rows is None:
+            out.append(f"*{name}*: the saved profile has no per-layer RMS, so I / RMS is not computable from it "
+                       "(profile the model again: the profiler now records `rms`).")
+            continue
+        ratio = np.array([r["I/RMS over white noise"] for r in rows])
+        r = float(np.corrcoef([x["I"] for x in rows], [x["RMS"] for x in rows])[0, 1])
+        out.append(f"*{name}*: I_l / RMS_l is {ratio.min():.3f}-{ratio.max():.3f} x the white-noise value "
+                   f"sqrt(pi/4H) across its {len(rows)} layers, and r(I, RMS) = {r:.3f}.")
+    for name, rows in flat_rows.items():
+        cv = [r["cv"] for r in rows]
+        low = [r["low"] for r in rows]
+        out.append(f"*{name}*: the signature's coefficient of variation over bins 1..H/2 is "
+                   f"{100 * min(cv):.1f}-{100 * max(cv):.1f} %; the lowest eighth of those bins holds "
+                   f"{min(low):.3f}-{max(low):.3f} x their mean.")
+    compared = [row for row in agreement.rows if row["norm-topk"] is not None]
+    same = [row["profile"] for row in compared if row["same"]]
+    differ = [row["profile"] for row in compared if not row["same"]]
+    if compared:
+        out.append(f"`norm-topk` (rank by RMS) picks the same K = {agreement.k} blocks as `spectral-topk` for "
+                   f"{len(same)} of {len(compared)} profiles with RMS"
+                   + (f"; it differs for {', '.join(differ)}." if differ else "."))
+    return "\n\n".join(out)

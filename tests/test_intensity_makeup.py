@@ -1,0 +1,95 @@
+"""What the intensity is made of, against float64 NumPy references and known spectra.
+
+White noise must sit at I/RMS = sqrt(pi/4H) with a flat signature; a signal smooth along the channels
+must put its energy in the low bins; a layer scaled x2 must double I and RMS and leave I/RMS alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spectralkd_tutorial.intensity_makeup import (flatness, intensity_vs_rms, low_bin_trend, makeup_sentences,
+                                                  selection_agreement, white_noise_ratio)
+from spectralkd_tutorial.spectral import LayerSpectra, SpectralAccumulator, SpectralProfile
+
+
+def profile_of(layers: list[np.ndarray]) -> SpectralProfile:
+    """A profile of token arrays ``(N, T, H)`` through the streaming accumulator (no padding)."""
+    spectra = []
+    for index, x in enumerate(layers):
+        accumulator = SpectralAccumulator()
+        accumulator.update(torch.from_numpy(x))
+        spectra.append(LayerSpectra(index, accumulator.signature().tolist(), accumulator.intensity(), accumulator.rms()))
+    n, t, h = layers[0].shape
+    return SpectralProfile("synthetic", spectra, n, n * t, h)
+
+
+def numpy_reference(x: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(I, RMS, signature) by an explicit float64 DFT matrix."""
+    h = x.shape[-1]
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(h), np.arange(h)) / h)
+    amplitude = np.abs(x.reshape(-1, h) @ dft) / h
+    signature = amplitude.mean(axis=0)
+    return float(signature.mean()), float(np.sqrt((x ** 2).mean())), signature
+
+
+def test_white_noise_sits_at_the_rayleigh_yardstick_and_is_flat():
+    rng = np.random.default_rng(0)
+    h = 64
+    profile = profile_of([rng.normal(size=(40, 50, h)) * s for s in (0.5, 2.0)])
+    rows = intensity_vs_rms(profile)
+    for row in rows:
+        assert row["I/RMS"] == pytest.approx(white_noise_ratio(h), rel=0.02)  # k = 0, H/2 differ: ~2/64 of bins
+        assert row["I/RMS over white noise"] == pytest.approx(1.0, rel=0.02)
+    assert rows[1]["RMS"] / rows[0]["RMS"] == pytest.approx(4.0, rel=0.02)
+    for row in flatness(profile):
+        assert row["cv"] < 0.05 and row["low"] == pytest.approx(1.0, abs=0.05)
+    assert white_noise_ratio(384) == pytest.approx(math.sqrt(math.pi / 1536))
+
+
+def test_against_a_float64_dft_and_a_smooth_signal_tilts_to_the_low_bins():
+    rng = np.random.default_rng(1)
+    h = 32
+    channels = np.arange(h)
+    smooth = np.cos(2 * np.pi * channels / h)[None, None, :] * rng.normal(size=(10, 7, 1)) + 0.05 * rng.normal(size=(10, 7, h))
+    profile = profile_of([smooth])
+    i_ref, rms_ref, signature = numpy_reference(smooth)
+    row = intensity_vs_rms(profile)[0]
+    assert row["I"] == pytest.approx(i_ref, rel=1e-10) and row["RMS"] == pytest.approx(rms_ref, rel=1e-12)
+    half = signature[1 : h // 2 + 1]
+    expected = {"cv": half.std() / half.mean(), "low": half[:2].mean() / half.mean(), "high": half[-2:].mean() / half.mean()}
+    got = flatness(profile)[0]
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6)  # profile.signatures is a float32 tensor
+    assert got["low"] > 3 and got["high"] < 0.5
+
+
+def test_scaling_a_layer_moves_both_rankings_and_the_agreement_table_says_so():
+    rng = np.random.default_rng(2)
+    base = [rng.normal(size=(8, 6, 16)) for _ in range(5)]
+    base[2] *= 3.0  # block 2 is the largest by far
+    profile = profile_of(base)
+    table = selection_agreement({"noise": profile, "missing": None}, 1)
+    assert table.rows[0]["spectral-topk"] == table.rows[0]["norm-topk"] == [2] and table.rows[0]["same"]
+    assert len(table.rows) == 1 and "| noise | 4 | [2] | [2] | yes |" in table.to_markdown()
+    no_rms = SpectralProfile.from_dict({k: v for k, v in profile.to_dict().items() if k != "rms"})
+    assert intensity_vs_rms(no_rms) is None
+    table = selection_agreement({"old file": no_rms}, 2)
+    assert table.rows[0]["norm-topk"] is None and "RMS not recorded" in table.to_markdown()
+    text = makeup_sentences({"noise": intensity_vs_rms(profile), "old file": None}, {"noise": flatness(profile)},
+                            selection_agreement({"noise": profile}, 2))
+    assert "no per-layer RMS" in text and "for 1 of 1 profiles" in text
+
+
+def test_low_bin_trend_is_the_spearman_correlation_with_depth():
+    rng = np.random.default_rng(3)
+    h = 32
+    channels = np.arange(h)
+    layers = [rng.normal(size=(6, 5, h)) + w * np.cos(2 * np.pi * channels / h) * rng.normal(size=(6, 5, 1))
+              for w in (0.0, 1.0, 2.0, 4.0)]
+    assert low_bin_trend(profile_of(layers)) == pytest.approx(1.0)
+    assert low_bin_trend(profile_of(layers[::-1])) == pytest.approx(-1.0)

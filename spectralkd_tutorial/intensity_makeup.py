@@ -27,7 +27,7 @@ from .selection import select_layers
 from .spectral import SpectralProfile
 
 __all__ = ["white_noise_ratio", "flatness", "intensity_vs_rms", "SelectionAgreement", "selection_agreement",
-           "makeup_sentences", "low_bin_trend"]
+           "makeup_sentences", "low_bin_trend", "channel_order_check", "plot_makeup"]
 
 
 def white_noise_ratio(hidden_size: int) -> float:
@@ -49,11 +49,62 @@ def flatness(profile: SpectralProfile, fraction: float = 1 / 8) -> list[dict[str
     if (profile.bins or profile.hidden_size) != profile.hidden_size:
         raise ValueError(f"flatness needs the full signatures (all {profile.hidden_size} bins), "
                          f"the profile kept {profile.bins}")
-    half = _half(profile.signatures.double().numpy())
+    rows = _shape(profile.signatures.double().numpy(), fraction)
+    return [{"layer": layer.layer, **row} for layer, row in zip(profile.layers, rows)]
+
+
+def _shape(signatures: np.ndarray, fraction: float) -> list[dict[str, float]]:
+    """cv, low and high of each row of ``(layers, H)`` full signatures (see :func:`flatness`)."""
+    half = _half(signatures)
     n = max(1, int(half.shape[1] * fraction))
     mean = half.mean(axis=1)
-    return [{"layer": layer.layer, "cv": float(half[i].std() / mean[i]), "low": float(half[i, :n].mean() / mean[i]),
-             "high": float(half[i, -n:].mean() / mean[i])} for i, layer in enumerate(profile.layers)]
+    return [{"cv": float(half[i].std() / mean[i]), "low": float(half[i, :n].mean() / mean[i]),
+             "high": float(half[i, -n:].mean() / mean[i])} for i in range(len(half))]
+
+
+def channel_order_check(model, tokenizer, texts: Sequence[str], layer: int, *, max_length: int = 64,
+                        seed: int = 0, fraction: float = 1 / 8) -> dict[str, dict[str, float]]:
+    """One layer's signature shape and intensity with its channels as stored and randomly permuted
+    (a permutation gives the same network): if the low bins meant "topic", permuting would move it."""
+    import torch
+
+    from .spectral import spectral_signature
+
+    encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        hidden = model(**{k: v.to(device) for k, v in encoded.items()}, output_hidden_states=True).hidden_states[layer]
+    hidden = hidden.detach().cpu().double()
+    order = torch.randperm(hidden.shape[-1], generator=torch.Generator().manual_seed(seed))
+    out = {}
+    for name, states in (("as stored", hidden), ("channels permuted", hidden[..., order])):
+        signature = spectral_signature(states, encoded["attention_mask"]).numpy()
+        out[name] = {"I": float(signature.mean()), **_shape(signature[None, :], fraction)[0]}
+    return out
+
+
+def plot_makeup(rms_rows: Mapping[str, Sequence[Mapping[str, float]] | None],
+                flat_rows: Mapping[str, Sequence[Mapping[str, float]]], *, figsize=(11.0, 3.4)):
+    """Left: I_l / RMS_l over the white-noise value against normalised depth l / L (1 = white noise).
+    Right: the lowest eighth of bins 1..H/2 over their mean (1 = no low-frequency tilt)."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
+    for name, rows in rms_rows.items():
+        if rows is not None:
+            left.plot(np.linspace(0, 1, len(rows)), [r["I/RMS over white noise"] for r in rows], "o-", label=name)
+    for name, rows in flat_rows.items():
+        right.plot(np.linspace(0, 1, len(rows)), [r["low"] for r in rows], "o-", label=name)
+    for ax, title in ((left, "I / RMS, in units of sqrt(pi / 4H)"), (right, "low-bin ratio (lowest 1/8 of bins 1..H/2)")):
+        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.set_xlabel("normalised depth l / L (0 = embeddings)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    for ax in (left, right):  # at least 0.8..1.2, so a 2 % wiggle does not look like a shape
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(0.8, low), max(1.2, high))
+    fig.tight_layout()
+    return fig
 
 
 def intensity_vs_rms(profile: SpectralProfile) -> list[dict[str, float]] | None:

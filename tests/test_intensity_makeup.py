@@ -93,3 +93,26 @@ def test_low_bin_trend_is_the_spearman_correlation_with_depth():
               for w in (0.0, 1.0, 2.0, 4.0)]
     assert low_bin_trend(profile_of(layers)) == pytest.approx(1.0)
     assert low_bin_trend(profile_of(layers[::-1])) == pytest.approx(-1.0)
+
+
+def test_channel_order_check_against_a_float64_dft(tiny_roberta):
+    from spectralkd_tutorial.intensity_makeup import channel_order_check, plot_makeup
+
+    model, tokenizer = tiny_roberta
+    model.eval()
+    texts = ["set an alarm for seven", "what is the weather like in paris today", "hi"]
+    result = channel_order_check(model, tokenizer, texts, 2, seed=5)
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**encoded, output_hidden_states=True).hidden_states[2].double().numpy()
+    real = hidden[encoded["attention_mask"].numpy().astype(bool)][None]  # (1, M, H): real tokens only
+    order = torch.randperm(hidden.shape[-1], generator=torch.Generator().manual_seed(5)).numpy()
+    for name, x in (("as stored", real), ("channels permuted", real[..., order])):
+        i_ref, _, signature = numpy_reference(x)
+        half = signature[1 : x.shape[-1] // 2 + 1]
+        n = max(1, len(half) // 8)
+        assert result[name]["I"] == pytest.approx(i_ref, rel=1e-10)
+        assert result[name]["low"] == pytest.approx(half[:n].mean() / half.mean(), rel=1e-10)
+    assert result["as stored"]["low"] != pytest.approx(result["channels permuted"]["low"], rel=1e-6)
+    fig = plot_makeup({"tiny": None}, {"tiny": [{"low": 1.0}, {"low": 1.5}]})
+    assert fig.axes[1].get_ylim()[1] >= 1.5

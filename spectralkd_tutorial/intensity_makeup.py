@@ -27,7 +27,8 @@ from .selection import select_layers
 from .spectral import SpectralProfile
 
 __all__ = ["white_noise_ratio", "flatness", "intensity_vs_rms", "SelectionAgreement", "selection_agreement",
-           "makeup_sentences", "low_bin_trend", "channel_order_check", "plot_makeup"]
+           "makeup_sentences", "low_bin_trend", "channel_order_check", "plot_makeup", "agreement_by_k",
+           "agreement_sentence"]
 
 
 def white_noise_ratio(hidden_size: int) -> float:
@@ -90,11 +91,14 @@ def plot_makeup(rms_rows: Mapping[str, Sequence[Mapping[str, float]] | None],
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
+    names = list(dict.fromkeys([*rms_rows, *flat_rows]))
+    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per profile in both panels
     for name, rows in rms_rows.items():
         if rows is not None:
-            left.plot(np.linspace(0, 1, len(rows)), [r["I/RMS over white noise"] for r in rows], "o-", label=name)
+            left.plot(np.linspace(0, 1, len(rows)), [r["I/RMS over white noise"] for r in rows], "o-", label=name,
+                      color=colour[name])
     for name, rows in flat_rows.items():
-        right.plot(np.linspace(0, 1, len(rows)), [r["low"] for r in rows], "o-", label=name)
+        right.plot(np.linspace(0, 1, len(rows)), [r["low"] for r in rows], "o-", label=name, color=colour[name])
     for ax, title in ((left, "I / RMS, in units of sqrt(pi / 4H)"), (right, "low-bin ratio (lowest 1/8 of bins 1..H/2)")):
         ax.axhline(1.0, color="grey", lw=1, ls="--")
         ax.set_xlabel("normalised depth l / L (0 = embeddings)")
@@ -158,6 +162,27 @@ def selection_agreement(profiles: Mapping[str, SpectralProfile | None], k: int) 
     return SelectionAgreement(k, rows)
 
 
+def agreement_by_k(profiles: Mapping[str, SpectralProfile | None]) -> list[dict[str, object]]:
+    """For every profile with RMS and every K = 1..L-1: the K where ``norm-topk`` and ``spectral-topk``
+    pick different blocks, and the largest relative intensity gap between what each picks there."""
+    rows = []
+    for name, profile in profiles.items():
+        if profile is None or profile.rms is None:
+            continue
+        blocks = len(profile.layers) - 1
+        differ, gaps = [], []
+        for k in range(1, blocks):
+            spectral = select_layers("spectral-topk", k, blocks, profile.intensities).teacher_layers
+            norm = select_layers("norm-topk", k, blocks, rms=profile.rms).teacher_layers
+            if norm != spectral:
+                differ.append(k)
+                total = sum(profile.intensities[t] for t in spectral)
+                gaps.append((total - sum(profile.intensities[t] for t in norm)) / total)
+        rows.append({"profile": name, "blocks": blocks, "K differing": differ,
+                     "largest intensity gap": max(gaps, default=0.0)})
+    return rows
+
+
 def makeup_sentences(rms_rows: Mapping[str, Sequence[Mapping[str, float]] | None],
                      flat_rows: Mapping[str, Sequence[Mapping[str, float]]],
                      agreement: SelectionAgreement) -> str:
@@ -186,4 +211,20 @@ def makeup_sentences(rms_rows: Mapping[str, Sequence[Mapping[str, float]] | None
         out.append(f"`norm-topk` (rank by RMS) picks the same K = {agreement.k} blocks as `spectral-topk` for "
                    f"{len(same)} of {len(compared)} profiles with RMS"
                    + (f"; it differs for {', '.join(differ)}." if differ else "."))
+    return "\n\n".join(out)
+
+
+def agreement_sentence(rows: Sequence[Mapping[str, object]]) -> str:
+    """One line per profile: at how many student depths K the two rankings agree, and by how little
+    total intensity they differ where they do not."""
+    out = []
+    for row in rows:
+        n = row["blocks"] - 1
+        differ = row["K differing"]
+        if not differ:
+            out.append(f"*{row['profile']}*: `norm-topk` = `spectral-topk` for every K = 1..{n}.")
+        else:
+            out.append(f"*{row['profile']}*: `norm-topk` = `spectral-topk` for {n - len(differ)} of K = 1..{n}; "
+                       f"at K = {', '.join(map(str, differ))} they swap blocks whose total intensity differs by at "
+                       f"most {100 * row['largest intensity gap']:.2f} %.")
     return "\n\n".join(out)

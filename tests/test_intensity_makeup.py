@@ -116,3 +116,20 @@ def test_channel_order_check_against_a_float64_dft(tiny_roberta):
     assert result["as stored"]["low"] != pytest.approx(result["channels permuted"]["low"], rel=1e-6)
     fig = plot_makeup({"tiny": None}, {"tiny": [{"low": 1.0}, {"low": 1.5}]})
     assert fig.axes[1].get_ylim()[1] >= 1.5
+
+
+def test_agreement_by_k_finds_the_depths_where_the_rankings_swap():
+    from spectralkd_tutorial.intensity_makeup import agreement_by_k, agreement_sentence
+
+    def stub(intensities, rms):
+        layers = [LayerSpectra(i, [v, v], v, r) for i, (v, r) in enumerate(zip(intensities, rms))]
+        return SpectralProfile("stub", layers, 1, 1, 2)
+
+    same = stub([0.5, 1.0, 3.0, 2.0, 4.0], [5.0, 1.0, 3.0, 2.0, 4.0])  # layer 0 never a candidate
+    swapped = stub([0.5, 1.0, 3.0, 2.9, 4.0], [5.0, 1.0, 2.0, 3.0, 4.0])  # blocks 2 and 3 trade places
+    rows = agreement_by_k({"same": same, "swapped": swapped, "none": None})
+    assert rows[0]["K differing"] == [] and len(rows) == 2
+    assert rows[1]["K differing"] == [2]  # K=1: {4} both; K=2: {2,4} vs {3,4}; K=3: {2,3,4} both
+    assert rows[1]["largest intensity gap"] == pytest.approx((7.0 - 6.9) / 7.0)
+    text = agreement_sentence(rows)
+    assert "for every K = 1..3" in text and "for 2 of K = 1..3; at K = 2" in text and "1.43 %" in text

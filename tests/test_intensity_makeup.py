@@ -133,3 +133,18 @@ def test_agreement_by_k_finds_the_depths_where_the_rankings_swap():
     assert rows[1]["largest intensity gap"] == pytest.approx((7.0 - 6.9) / 7.0)
     text = agreement_sentence(rows)
     assert "for every K = 1..3" in text and "for 2 of K = 1..3; at K = 2" in text and "1.43 %" in text
+
+
+def test_two_axes_figure_shows_the_channel_fft_of_a_row_and_the_token_rfft_of_a_column():
+    from spectralkd_tutorial.viz import plot_two_axes
+
+    x = np.random.default_rng(4).normal(size=(10, 12))
+    fig = plot_two_axes(x, token=3, channel=5)
+    heights = [np.array([bar.get_height() for bar in ax.patches]) for ax in (fig.axes[1], fig.axes[3])]
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(12), np.arange(12)) / 12)
+    np.testing.assert_allclose(heights[0], np.abs(x[3] @ dft)[:7] / 12, rtol=1e-12)  # bins 0..H/2
+    n = np.arange(10)
+    column = [abs((x[:, 5] * np.exp(-2j * np.pi * k * n / 10)).sum()) / np.sqrt(10) for k in range(6)]
+    np.testing.assert_allclose(heights[1], column, rtol=1e-12)
+    with pytest.raises(ValueError, match="tokens, channels"):
+        plot_two_axes(np.zeros((2, 3, 4)))

@@ -31,7 +31,7 @@ from .offline_models import MPNET_HUB_NAME
 from .stats import PairedDifference
 from .steps import load_data, train_teacher
 from .study_report import (condition_stats, study_conclusion, study_markdown, study_summary,  # noqa: F401 (re-exported)
-                           training_seconds, write_forest)
+                           study_takeaway, training_seconds, write_forest)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
@@ -401,12 +401,46 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         for condition in full_plan:  # records written before a condition named its comparison
             if condition.compare_to and condition.name in previous["conditions"]:
                 previous["conditions"][condition.name].setdefault("compare_to", condition.compare_to)
+        for record in previous["conditions"].values():  # the statistics follow the runs and the current rules
+            record["stats"] = condition_stats(record["runs"], list(record["stats"]["strategies"]))
+            record["training_seconds"] = training_seconds(record["runs"], record["tuning"])
         store.write_json("results.json", previous)
         records = previous["conditions"]
-        atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
-        atomic_write_text(store.path("summary.md"), study_summary(records) + "\n")
+        atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_takeaway(records)
+                          + "\n\n" + study_conclusion(records) + pending_conditions(base, full_plan, records) + "\n")
+        atomic_write_text(store.path("summary.md"), study_summary(records) + pending_conditions(base, full_plan, records) + "\n")
         write_forest(records, store.path("forest.png"))
     return previous
+
+
+def pending_conditions(base: RunConfig, plan: Sequence[Condition], records: dict[str, dict[str, Any]]) -> str:
+    """A paragraph for each planned condition that is not (fully) run: the seeds it lacks, or its size."""
+    from .study_sizing import size_condition, sizing_sentence
+
+    lines = []
+    for condition in plan:
+        record = records.get(condition.name)
+        if record is not None:
+            lacking = sorted(set(condition.seeds) - {r["seed"] for r in record["runs"]})
+            if lacking:
+                lines.append(f"{condition.name}: seeds {lacking} of the plan not run yet (the table shows seeds "
+                             f"{sorted({r['seed'] for r in record['runs']})}).")
+            continue
+        if condition.published:
+            continue
+        config = condition_config(base, condition, Path("teacher"), {}).replace(**COMPARISON_SETTINGS)
+        try:
+            size = size_condition(condition, config.to_dict(), records, _train_size)
+        except (ValueError, OSError) as error:  # nothing comparable recorded, or the data is not at hand
+            lines.append(f"{condition.name} is defined, not yet run ({error}).")
+            continue
+        lines.append(sizing_sentence(size))
+    return "".join(f"\n\n{line}" for line in lines)
+
+
+def _train_size(config: dict[str, Any]) -> int:
+    """Training utterances of a condition's data set (per-label subsets are not sized here)."""
+    return len(load_data(RunConfig.from_dict(config)).train)
 
 
 def condition_record(result: ConditionResult) -> dict[str, Any]:

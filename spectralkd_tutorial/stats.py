@@ -66,6 +66,8 @@ class PairedDifference:
         if self.n < 2 or math.isnan(self.low):
             return "too few seeds"
         p = self.p if self.p_adjusted is None else self.p_adjusted
+        if math.isnan(p):  # an interval given without its test: whether it excludes 0 (same as p < 0.05)
+            p = 0.0 if self.low > 0 or self.high < 0 else 1.0
         if not p < 1 - CONFIDENCE:
             return "no difference detectable"
         word = "helps" if self.mean > 0 else "hurts"

@@ -31,7 +31,7 @@ from .offline_models import MPNET_HUB_NAME
 from .stats import PairedDifference
 from .steps import load_data, train_teacher
 from .study_report import (condition_stats, study_conclusion, study_markdown, study_summary,  # noqa: F401 (re-exported)
-                           study_takeaway, training_seconds, write_forest)
+                           study_takeaway, training_caveats, training_seconds, write_forest)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
@@ -407,7 +407,7 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         store.write_json("results.json", previous)
         records = previous["conditions"]
         atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_takeaway(records)
-                          + "\n\n" + study_conclusion(records) + pending_conditions(base, full_plan, records) + "\n")
+                          + "\n\n" + study_conclusion(records) + "\n\n**Caveats.**\n\n" + training_caveats(records) + pending_conditions(base, full_plan, records) + "\n")
         atomic_write_text(store.path("summary.md"), study_summary(records) + pending_conditions(base, full_plan, records) + "\n")
         write_forest(records, store.path("forest.png"))
     return previous

@@ -77,8 +77,9 @@ def paired_conditions(record: dict[str, Any], other: dict[str, Any]) -> dict[str
         pairs = {m: pair_by_seed(record["runs"], strategy, strategy, m, other["runs"]) for m in metrics}
         if pairs[metrics[0]][0]:
             table[strategy] = {m: paired_difference(*pair) for m, pair in pairs.items()}
-    adjusted = {m: adjust_family({s: row[m] for s, row in table.items()}) for m in metrics}  # Holm, per metric
-    return {s: {m: adjusted[m][s].to_dict() for m in metrics} for s in table}
+    # Holm per metric over the strategies that use the setting (``none``'s exact 0 checks the pairing, no test)
+    adjusted = {m: adjust_family({s: row[m] for s, row in table.items() if s != "none"}) for m in metrics}
+    return {s: {m: adjusted[m].get(s, table[s][m]).to_dict() for m in metrics} for s in table}
 
 
 def _compared(records: dict[str, dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:
@@ -109,7 +110,7 @@ def study_conclusion(records: dict[str, dict[str, Any]]) -> str:
                 text += f", {vs_simple['verdict']} vs the best simple choice `{stats['best_simple']}` ({_fmt(vs_simple)})"
             parts.append(text)
         others = [s for s, row in stats["strategies"].items() if s not in SPECTRAL_STRATEGIES and s != "none"
-                  and ((row.get("vs_none") or {}).get(head) or {}).get("verdict") in ("helps", "hurts")]
+                  and ((row.get("vs_none") or {}).get(head) or {}).get("verdict", "").startswith(("helps", "hurts"))]
         note = (f" Non-spectral choices that differ from logits-only: "
                 f"{', '.join(f'`{s}` ' + stats['strategies'][s]['vs_none'][head]['verdict'] for s in others)}."
                 if others else " No non-spectral choice differs detectably from logits-only either.")
@@ -126,13 +127,15 @@ def study_takeaway(records: dict[str, dict[str, Any]]) -> str:
     """What the study concludes, in two sentences computed from the Holm-adjusted verdicts: where aligning
     layers pays at least the practical threshold, and whether the spectral choice beats the best simple one."""
     threshold = f"{100 * PRACTICAL_THRESHOLD:g} point"
-    pays, beats, behind, own = [], [], [], []
+    pays, small, beats, behind, own = [], [], [], [], []
     for name, record in records.items():
         stats = record["stats"]
         head = stats["headline"]
         verdicts = {s: ((row.get("vs_none") or {}).get(head) or {}).get("verdict") for s, row in stats["strategies"].items()}
         if "helps" in verdicts.values():
             pays.append(name)
+        elif any((v or "").startswith("helps") for v in verdicts.values()):
+            small.append(name)
         for strategy in ("spectral-topk", "spectral-ends"):
             diff = ((stats["strategies"].get(strategy) or {}).get("vs_best_simple") or {}).get(head)
             if diff is None:
@@ -143,9 +146,10 @@ def study_takeaway(records: dict[str, dict[str, Any]]) -> str:
                 behind.append(f"{name} (`{strategy}`)")
             if not _same_as_note(record, strategy):
                 own.append(name)
-    names = ", ".join(pays) if pays else "none of the conditions"
-    first = (f"Aligning intermediate layers raised the headline accuracy by at least {threshold} (Holm-adjusted) in "
-             f"{names} of {len(records)} conditions; elsewhere no layer alignment beat logits-only KD by that much.")
+    first = (f"Aligning intermediate layers raised the headline accuracy detectably (Holm-adjusted) and by at least "
+             f"{threshold} in {len(pays)} of {len(records)} conditions{' (' + ', '.join(pays) + ')' if pays else ''}"
+             f"{'; detectably but by less in ' + ', '.join(small) if small else ''}; elsewhere no layer alignment "
+             "differed detectably from logits-only KD.")
     where = sorted(set(own))
     second = (f"The spectral choice beat the best simple choice (`last`, `first` or `uniform`) in "
               f"{', '.join(beats) if beats else 'no condition'}"
@@ -153,6 +157,32 @@ def study_takeaway(records: dict[str, dict[str, Any]]) -> str:
               f"it picked layers of its own (no simple strategy took the same) in "
               f"{', '.join(where) if where else 'no condition'}.")
     return f"{first} {second}"
+
+
+UNDERTRAINED_GAP = 0.10  # logits-only students this far below their teacher are flagged as far from trained
+
+
+def training_caveats(records: dict[str, dict[str, Any]]) -> str:
+    """Where a condition's students may be under-trained, from its own numbers: the epochs tuned on
+    validation were the longest tried and still gaining, or the logits-only students sit far below the teacher."""
+    lines = []
+    for name, record in records.items():
+        head = record["stats"]["headline"]
+        notes = []
+        trials = sorted(record.get("tuning") or [], key=lambda t: t["settings"].get("student.train.epochs", 0))
+        if len(trials) > 1 and max(trials, key=lambda t: t["validation_headline"]) is trials[-1]:
+            gain = trials[-1]["validation_headline"] - trials[-2]["validation_headline"]
+            if gain > PRACTICAL_THRESHOLD:
+                tried = ", ".join(f"{t['settings'].get('student.train.epochs')} epochs {100 * t['validation_headline']:.1f}%"
+                                  for t in trials)
+                notes.append(f"the longest training tried won on validation and was still gaining ({tried})")
+        gap = record["teacher_test"][head] - record["stats"]["strategies"]["none"]["mean"][head]
+        if gap > UNDERTRAINED_GAP:
+            notes.append(f"its logits-only students are {100 * gap:.1f} points below the teacher")
+        if notes:
+            lines.append(f"- **{name}**: {'; '.join(notes)}. Its differences are those of students far from fully "
+                         "trained; with longer training they may shrink (or grow).")
+    return "\n".join(lines)
 
 
 def _same_as_note(record: dict[str, Any], strategy: str, quote: str = "") -> str:
@@ -313,9 +343,10 @@ def _versus_table(name: str, record: dict[str, Any], other: dict[str, Any]) -> s
     rows = [f"\n{name} against {compare_to} ({other['title']}), strategy by strategy: {name} - {compare_to}, same seed "
             f"(the `none` students do not use the setting that differs, so their difference is 0 when the pairing "
             f"holds).\n", "| strategy | " + " | ".join(f"{m.replace('_', ' ')} (points)" for m in metrics)
-            + f" | verdict ({metrics[0].replace('_', ' ')}) |", "|---" * (len(metrics) + 2) + "|"]
+            + f" | p (Holm) | verdict ({metrics[0].replace('_', ' ')}) |", "|---" * (len(metrics) + 3) + "|"]
     for strategy, diff in paired_conditions(record, other).items():
-        rows.append(f"| {strategy} | " + " | ".join(_fmt(diff[m]) for m in metrics) + f" | {diff[metrics[0]]['verdict']} |")
+        rows.append(f"| {strategy} | " + " | ".join(_fmt(diff[m]) for m in metrics)
+                    + f" | {_p(diff[metrics[0]])} | {diff[metrics[0]]['verdict']} |")
     return "\n".join(rows)
 
 
@@ -340,4 +371,5 @@ def write_forest(records: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 __all__ = ["SIMPLE_STRATEGIES", "condition_stats", "metrics_of", "paired_conditions", "spectral_vs_simple",
-           "study_conclusion", "study_markdown", "study_summary", "study_takeaway", "training_seconds", "write_forest"]
+           "study_conclusion", "study_markdown", "study_summary", "study_takeaway", "training_caveats", "training_seconds",
+           "write_forest"]

@@ -406,9 +406,10 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
             record["training_seconds"] = training_seconds(record["runs"], record["tuning"])
         store.write_json("results.json", previous)
         records = previous["conditions"]
-        atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_takeaway(records)
-                          + "\n\n" + study_conclusion(records) + "\n\n**Caveats.**\n\n" + training_caveats(records) + pending_conditions(base, full_plan, records) + "\n")
-        atomic_write_text(store.path("summary.md"), study_summary(records) + pending_conditions(base, full_plan, records) + "\n")
+        pending = pending_conditions(base, full_plan, records)
+        reading = f"{study_takeaway(records)}\n\n{study_conclusion(records)}{_caveats(records)}{pending}"
+        atomic_write_text(store.path("study.md"), f"{study_markdown(records)}\n**Reading.**\n\n{reading}\n")
+        atomic_write_text(store.path("summary.md"), f"{study_summary(records)}{pending}\n")
         write_forest(records, store.path("forest.png"))
     return previous
 
@@ -436,6 +437,11 @@ def pending_conditions(base: RunConfig, plan: Sequence[Condition], records: dict
             continue
         lines.append(sizing_sentence(size))
     return "".join(f"\n\n{line}" for line in lines)
+
+
+def _caveats(records: dict[str, dict[str, Any]]) -> str:
+    text = training_caveats(records)
+    return f"\n\n**Caveats.**\n\n{text}" if text else ""
 
 
 def _train_size(config: dict[str, Any]) -> int:

@@ -219,8 +219,8 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     teachers = [{"seeds": sorted({r["seed"] for r in report.runs}), "test": report.teacher_test,
                  "seconds": teacher.seconds}]
     if kept:
-        report = _merged(report, kept, condition, missing)
         teachers = _merged_teachers(reuse, kept) + (teachers if missing else [])
+        report = _merged(report, kept, condition, missing, teachers[0]["test"])
     return ConditionResult(condition, config.replace(**{"grid.seeds": condition.seeds}), report, tuning,
                            time.perf_counter() - start + (reuse or {}).get("seconds", 0.0),
                            teacher_seconds=teachers[0]["seconds"], teachers=teachers)
@@ -260,14 +260,16 @@ def _tuned_setting(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merged(report: ExperimentReport, kept: list[dict[str, Any]], condition: Condition,
-            missing: tuple[int, ...]) -> ExperimentReport:
-    """``report``'s runs of the seeds that were missing added to the kept ones, in seed order."""
+            missing: tuple[int, ...], teacher_test: dict[str, float]) -> ExperimentReport:
+    """``report``'s runs of the seeds that were missing added to the kept ones, in seed order; the headline
+    teacher is the kept runs' (the record's ``teachers`` lists each teacher with its seeds)."""
     import dataclasses
 
     new = [r for r in report.runs if r["seed"] in missing] if missing else []
     order = {s: i for i, s in enumerate(condition.strategies)}
     runs = sorted(kept + new, key=lambda r: (r["seed"], order[r["strategy"]]))
-    return dataclasses.replace(report, runs=runs, seconds=sum(r.get("seconds", 0.0) for r in runs))
+    return dataclasses.replace(report, runs=runs, seconds=sum(r.get("seconds", 0.0) for r in runs),
+                               teacher_test=teacher_test)
 
 
 def _merged_teachers(earlier: dict[str, Any], kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -379,6 +381,8 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         previous = store.read_json("results.json") if store.exists("results.json") else {"conditions": {}}
         if keep_from is not None:
             _carry_conditions(previous, Path(keep_from) / "results.json", base.name, log)
+            if previous["conditions"] and not report_only:  # a call stopped half-way resumes with what it kept
+                store.write_json("results.json", previous)
         chosen_by = {name: _tuned_setting(r) for name, r in previous["conditions"].items() if r["tuning"]}
         if report_only and not previous["conditions"]:
             raise ValueError(f"{out / 'results.json'} holds no finished condition yet: run the study first")

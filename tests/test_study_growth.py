@@ -62,6 +62,7 @@ def test_seeds_added_to_a_published_condition_train_only_the_new_seeds(tmp_path,
     assert json.dumps(kept, sort_keys=True) == json.dumps(old["runs"], sort_keys=True)  # identical, not re-run
     assert record["stats"]["strategies"]["uniform"]["vs_none"][record["stats"]["headline"]]["n"] == 3
     assert [t["seeds"] for t in record["teachers"]] == [[0, 1], [2]]  # which teacher distilled which seeds
+    assert record["teacher_test"] == old["teacher_test"] == record["teachers"][0]["test"]
     assert record["training_seconds"] == pytest.approx(sum(r["seconds"] for r in record["runs"] if not r.get("same_as")))
     # finished: a further call trains nothing
     third = CountingFit()

@@ -246,13 +246,14 @@ def spectral_vs_simple(record: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
-def _teacher_cell(record: dict[str, Any]) -> str:
-    """The teacher's headline test accuracy; one per teacher where seeds were distilled from different ones."""
+def _teacher_cell(record: dict[str, Any], unit: str = "") -> str:
+    """The teacher's headline test accuracy; one per teacher where seeds were distilled from different ones
+    (a teacher fine-tuned again with the same settings differs in the last digits)."""
     head = record["stats"]["headline"]
     teachers = record.get("teachers") or []
     if len(teachers) > 1:
-        return " / ".join(f"{100 * t['test'][head]:.2f} (seeds {','.join(map(str, t['seeds']))})" for t in teachers)
-    return f"{100 * record['teacher_test'][head]:.2f}"
+        return " / ".join(f"{100 * t['test'][head]:.2f}{unit} (seeds {','.join(map(str, t['seeds']))})" for t in teachers)
+    return f"{100 * record['teacher_test'][head]:.2f}{unit}"
 
 
 def training_seconds(runs: Sequence[dict[str, Any]], tuning: Sequence[dict[str, Any]] = ()) -> float:
@@ -272,6 +273,10 @@ def _fmt(diff: dict[str, Any] | None) -> str:
 
 
 def _teacher_time(record: dict[str, Any]) -> str:
+    teachers = record.get("teachers") or []
+    if len(teachers) > 1 and all(t.get("seconds") for t in teachers):
+        times = " / ".join(f"{t['seconds']:.0f} s" for t in teachers)
+        return f" (fine-tuned in {times})"
     seconds = record.get("teacher_seconds")
     return f" (fine-tuned in {seconds:.0f} s)" if seconds else ""
 
@@ -303,7 +308,7 @@ def study_markdown(records: dict[str, dict[str, Any]]) -> str:
         head = stats["headline"].replace("_", " ")
         why = record["why"] if record["why"].endswith((".", "?", "!")) else record["why"] + "."
         parts.append(f"\n### {name}: {record['title']}\n\n{why} Teacher test {head}: "
-                     f"{_teacher_cell(record)}%{_teacher_time(record)}. "
+                     f"{_teacher_cell(record, '%')}{_teacher_time(record)}. "
                      f"Seeds {record['seeds']}"
                      f"{'; tuning: ' + str(record['tuning']) if record['tuning'] else ''}."
                      f"{_source_note(record)}\n")

@@ -285,6 +285,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .vision import analyze_vision_directory, is_vision_checkpoint
 
     config = resolve_config(args)
+    _setup_threads(args.threads)
     _check_out(args.out)
     model_name = args.model or config.teacher.finetuned or config.teacher.model
     if is_vision_checkpoint(model_name):

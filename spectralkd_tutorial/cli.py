@@ -384,8 +384,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeats is None:
         args.repeats = 2 if args.what == "trainer" else 3
-    if args.steps < 1 or args.repeats < 1 or args.samples < 1 or (args.max_steps is not None and args.max_steps < 1):
-        raise UsageError("--steps, --max-steps, --repeats and --samples must be >= 1")
+    if args.steps < 1 or args.repeats < 1 or args.samples < 1:
+        raise UsageError("--steps, --repeats and --samples must be >= 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"--max-steps {args.max_steps}: give 1 or more optimizer steps")
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs {args.epochs}: give a positive number of epochs (0.1 = a tenth of one)")
     if args.what == "trainer":

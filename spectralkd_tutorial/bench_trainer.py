@@ -76,8 +76,8 @@ def run_fit(base, tokenizer, data, train: TrainConfig, seed: int, max_length: in
             ) -> tuple[tuple[float, float], dict, Any]:
     """``((wall, CPU) seconds of training, test metrics, trained model)`` of ``fit`` on a copy of ``base``."""
     model = copy.deepcopy(base)
-    watch = _StopWatch()
     data = data.subset(validation=64)  # fit also evaluates the validation split, which is not reported here
+    watch = _StopWatch()
     result = fit(model, tokenizer, data, train, seed=seed, max_length=max_length,
                  runtime=RuntimeConfig(progress=False), callbacks=[watch], save_model=False, description="fit")
     return _elapsed(watch.start, watch.stop), result.metrics["test"], model

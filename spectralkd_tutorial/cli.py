@@ -374,11 +374,21 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    serve = args.what == "serve"
+    args.samples = args.samples if args.samples is not None else (128 if serve else 256)
+    args.repeats = args.repeats if args.repeats is not None else (7 if serve else 3)
     if args.steps < 1 or args.repeats < 1 or args.samples < 1:
         raise UsageError("--steps, --repeats and --samples must be >= 1")
     _setup_threads()
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
+    elif args.what == "serve":
+        if not (args.teacher and args.student):
+            raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
+                             "run directories)")
+        bench.bench_serve(args.teacher, args.student, out=args.out, config_path=args.config, preset_name=args.preset,
+                          dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, queries=args.samples,
+                          command=args.command_line)
     elif args.what == "teacher":
         bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir,
                             model=args.model, dataset=args.dataset, student_layers=args.student_layers)
@@ -450,9 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub, defaults)
 
     p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=defaults)
-    p.add_argument("what", choices=["profiler", "distill", "teacher"],
+    p.add_argument("what", choices=["profiler", "distill", "teacher", "serve"],
                    help="profiler: profiling overhead and memory; distill: spectral vs logits-only KD step time; "
-                        "teacher: seconds per fine-tuning step and epoch")
+                        "teacher: seconds per fine-tuning step and epoch; serve: teacher vs student, ONNX and int8 "
+                        "variants (accuracy, size, latency at batch 1 and 32, timed interleaved)")
+    p.add_argument("--teacher", default=None, help="serve: the teacher's save_pretrained or run directory")
+    p.add_argument("--student", default=None, help="serve: the student's (e.g. OUT of distill)")
+    p.add_argument("--config", default=None, help="serve: data settings (default: the student run's config.toml)")
+    p.add_argument("--out", default=None, help="serve: also write serving.md and serving.json here")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "
@@ -460,9 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="teacher: the data set (default: the preset's)")
     p.add_argument("--student-layers", type=_finite(int), default=None, help="teacher: also time a student of "
                    "this many blocks copied from the model (uniform)")
-    p.add_argument("--samples", type=_finite(int), default=256, help="profiler: utterances profiled")
+    p.add_argument("--samples", type=_finite(int), default=None, help="profiler: utterances profiled (default "
+                   "256); serve: queries timed per pass (default 128, at least 32)")
     p.add_argument("--steps", type=_finite(int), default=30, help="distill/teacher: timed training steps")
-    p.add_argument("--repeats", type=_finite(int), default=3, help="profiler/distill: repeats (the median is printed)")
+    p.add_argument("--repeats", type=_finite(int), default=None, help="repeats, the median is printed (default: 3; "
+                   "serve: 7 timed passes after a warm-up)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -108,6 +108,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .model_card import format_bytes
     from .steps import load_data
 
+    from .distill import check_shipping
+
+    check_shipping(args.export, args.quantize)  # before any work: a missing extra names what to install
     config = single_run_config(resolve_config(args))
     _setup_threads()
     _check_out(args.out)

@@ -252,7 +252,7 @@ def bench_serve(teacher: str, student: str, *, out: str | None = None, config_pa
     with tempfile.TemporaryDirectory() as tmp:
         variants = [base_teacher]
         if teacher_int8:
-            variants += shipped_variants(base_teacher, Path(tmp) / "teacher", quantize=True)[1:]
+            variants += shipped_variants(base_teacher, Path(tmp) / "teacher", quantize=True)
         variants += [base_student, *shipped_variants(base_student, Path(tmp) / "student", quantize=True,
                                                      torch_int8=torch_int8)]
         record = serving_record(variants, data, max_length=config.data.max_length, repeats=repeats, queries=queries)

@@ -383,6 +383,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
     elif args.what == "serve":
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads {args.threads}: give at least 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         if not (args.teacher and args.student):
             raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
                              "run directories)")
@@ -468,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default=None, help="serve: the student's (e.g. OUT of distill)")
     p.add_argument("--config", default=None, help="serve: data settings (default: the student run's config.toml)")
     p.add_argument("--out", default=None, help="serve: also write serving.md and serving.json here")
+    p.add_argument("--threads", type=_finite(int), default=None, help="serve: threads of PyTorch and ONNX Runtime "
+                   "(default: $OMP_NUM_THREADS, else one per core)")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "

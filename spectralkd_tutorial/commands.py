@@ -47,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     group.add_argument("--export", choices=["onnx"], default=None, help="also write OUT/onnx/model.onnx, scored and "
                        "timed in the model card (a finished run gains it)")
     group.add_argument("--quantize", choices=["int8"], default=None, help="also write OUT/onnx/model_int8.onnx "
-                       "(ONNX Runtime dynamic int8 of the linear layers; implies --export onnx)")
+                       "(ONNX Runtime dynamic int8 of the linear layers and embeddings; implies --export onnx)")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("export", help="export a saved classifier to ONNX (and int8); score and time it",

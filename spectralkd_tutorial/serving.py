@@ -8,7 +8,8 @@
 The export is ``torch.onnx.export`` (the TorchScript tracer, dynamic batch and sequence axes), not
 Hugging Face Optimum: ``optimum-onnx`` pins ``transformers<4.58`` and this project runs on
 transformers 5. Quantization is ONNX Runtime's ``quantize_dynamic``: the weights of every
-``MatMul``/``Gemm`` stored as int8 (one scale per tensor), activations quantized on the fly,
+``MatMul`` and the embedding tables stored as int8 (one scale per tensor), activations quantized
+on the fly,
 
     W ≈ s · (q − z),   q ∈ [−128, 127],   s = (max W − min W) / 255
 
@@ -98,7 +99,8 @@ def export_onnx(model: nn.Module, tokenizer, directory: str | os.PathLike, *, op
 
 
 def quantize_int8(directory: str | os.PathLike, *, source: str = ONNX_FILE, target: str = INT8_FILE) -> Path:
-    """ONNX Runtime dynamic quantization of ``DIR/source``: int8 weights of the linear layers, into ``DIR/target``."""
+    """ONNX Runtime dynamic quantization of ``DIR/source`` into ``DIR/target``: int8 weights of the matrix
+    products (``MatMulInteger``) and of the embedding tables (dequantized after the lookup)."""
     require_serving()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -112,9 +112,10 @@ def interleaved_latency(variants: Sequence[Variant], texts: Sequence[str], *, ma
 
 
 def latency_texts(texts: Sequence[str], queries: int) -> list[str]:
-    """``queries`` texts (the given ones, repeated if there are fewer), at least one batch of 32."""
+    """``queries`` texts spread evenly over ``texts`` (repeated if there are fewer), at least one batch of 32."""
     count = max(queries, max(LATENCY_BATCHES))
-    return [texts[i % len(texts)] for i in range(count)]
+    step = max(1, len(texts) // count)
+    return [texts[(i * step) % len(texts)] for i in range(count)]
 
 
 def score(variants: Sequence[Variant], dataset: IntentDataset, *, max_length: int, split: str = "test",

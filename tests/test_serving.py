@@ -139,6 +139,7 @@ def test_the_serving_table_has_one_row_per_variant_with_its_speedups_and_agreeme
     assert len(cells) == len(header)
     row = dict(zip(header, cells))
     assert row["speed-up, batch 1"] == "5.0x" and row["speed-up, batch 32"] == "5.0x"
+    assert row["ms/query, batch 1"] == "1.60" and row["ms/query, batch 32"] == "0.400"
     assert row["agrees with fp32 (%)"] == "99.40" and row["retained (%)"] == "99.20"
     assert [c.strip() for c in rows[3].strip("|").split("|")][header.index("agrees with fp32 (%)")] == "-"
 
@@ -232,3 +233,52 @@ def test_without_onnxruntime_the_flags_exit_2_naming_the_install(monkeypatch, tm
     assert cli.main(["export", "--model", str(tmp_path), "--quantize", "int8"]) == 2
     assert cli.main(["bench", "serve", "--teacher", str(tmp_path), "--student", str(tmp_path)]) == 2
     assert "onnxruntime" in capsys.readouterr().err
+
+
+def test_latency_is_measured_interleaved_every_pass_runs_each_variant_in_turn(tiny):
+    from types import SimpleNamespace
+
+    from spectralkd_tutorial.shipping import Variant, interleaved_latency
+
+    dataset, _, tokenizer, _ = tiny
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, input_ids, attention_mask):
+            calls.append((self.name, input_ids.shape[0]))
+            return SimpleNamespace(logits=torch.zeros(input_ids.shape[0], 2))
+
+    variants = [Variant(n, "fake", Recorder(n), tokenizer, 0, 1, 1, 1) for n in ("a", "b")]
+    texts = list(dataset.test.texts[:32])
+    result = interleaved_latency(variants, texts, max_length=16, repeats=2, warmup=1, batches=(1, 32))
+    # batch 1: 3 passes (1 warm-up + 2 timed), each a's 32 calls then b's 32; then batch 32: a, b, a, b, a, b
+    expected = [(n, 1) for _ in range(3) for n in ("a",) * 32 + ("b",) * 32] + [(n, 32) for _ in range(3) for n in "ab"]
+    assert calls == expected
+    assert set(result) == {"a", "b"} and all(set(r) == {"batch_1", "batch_32"} for r in result.values())
+
+
+def test_score_puts_each_prediction_back_on_its_own_utterance(tiny):
+    """A fake classifier whose class is the utterance's token count: length-sorted batching must not
+    move predictions between utterances (compared with a naive loop over the texts in order)."""
+    from types import SimpleNamespace
+
+    from spectralkd_tutorial.core.evaluation import split_metrics
+    from spectralkd_tutorial.shipping import Variant
+
+    dataset, model, tokenizer, _ = tiny
+    labels = model.config.num_labels
+
+    class ByLength(torch.nn.Module):
+        config = model.config
+
+        def forward(self, input_ids, attention_mask):
+            return SimpleNamespace(logits=torch.nn.functional.one_hot(attention_mask.sum(-1) % labels, labels).float())
+
+    scored = score([Variant("len", "fake", ByLength(), tokenizer, 0, 1, 1, 1)], dataset, max_length=32, batch_size=5)
+    naive = [len(tokenizer(t, truncation=True, max_length=32)["input_ids"]) % labels for t in dataset.test.texts]
+    assert scored["len"]["metrics"] == split_metrics(torch.tensor(naive), dataset.test.labels, dataset)
+    assert len(set(naive)) > 3  # the lengths differ, so a shuffled prediction would show

@@ -266,3 +266,19 @@ def bench_serve(teacher: str, student: str, *, out: str | None = None, config_pa
         atomic_write_text(Path(out) / "serving.md", text)
         print(f"wrote {Path(out) / 'serving.md'} and serving.json")
     return record
+
+
+def cmd_serve(args) -> dict:
+    """``spectralkd bench serve``: its flags checked, then :func:`bench_serve`."""
+    from .errors import UsageError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: give at least 1")
+        torch.set_num_threads(args.threads)
+    if not (args.teacher and args.student):
+        raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
+                         "run directories)")
+    return bench_serve(args.teacher, args.student, out=args.out, config_path=args.config, preset_name=args.preset,
+                       dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, queries=args.samples,
+                       command=args.command_line)

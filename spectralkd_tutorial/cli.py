@@ -383,18 +383,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
     elif args.what == "serve":
-        if args.threads is not None:
-            if args.threads < 1:
-                raise UsageError(f"--threads {args.threads}: give at least 1")
-            import torch
-
-            torch.set_num_threads(args.threads)
-        if not (args.teacher and args.student):
-            raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
-                             "run directories)")
-        bench.bench_serve(args.teacher, args.student, out=args.out, config_path=args.config, preset_name=args.preset,
-                          dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, queries=args.samples,
-                          command=args.command_line)
+        bench.cmd_serve(args)
     elif args.what == "teacher":
         bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir,
                             model=args.model, dataset=args.dataset, student_layers=args.student_layers)

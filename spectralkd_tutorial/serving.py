@@ -8,10 +8,11 @@
 The export is ``torch.onnx.export`` (the TorchScript tracer, dynamic batch and sequence axes), not
 Hugging Face Optimum: ``optimum-onnx`` pins ``transformers<4.58`` and this project runs on
 transformers 5. Quantization is ONNX Runtime's ``quantize_dynamic``: the weights of every
-``MatMul`` and the embedding tables stored as int8 (one scale per tensor), activations quantized
-on the fly,
+``MatMul`` and the embedding tables stored as int8 with one scale per output channel (on the
+workshop student per-channel scales made int8 agree with fp32 on 98.5% of test predictions, one
+scale per tensor on 97.1%), activations quantized on the fly,
 
-    W ≈ s · (q − z),   q ∈ [−128, 127],   s = (max W − min W) / 255
+    W[:, j] ≈ s_j · (q[:, j] − z_j),   q ∈ [−128, 127],   s_j = (max W[:, j] − min W[:, j]) / 255
 
 and the matrix products run in integer arithmetic. On the workshop student it was faster than
 PyTorch's ``torch.ao.quantization.quantize_dynamic`` at batch 1 and 32 (``spectralkd bench serve``
@@ -111,7 +112,7 @@ def quantize_int8(directory: str | os.PathLike, *, source: str = ONNX_FILE, targ
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process, logged on the root logger each call
     try:
-        return _replace_atomically(lambda tmp: quantize_dynamic(str(folder / source), str(tmp),
+        return _replace_atomically(lambda tmp: quantize_dynamic(str(folder / source), str(tmp), per_channel=True,
                                                                 weight_type=QuantType.QInt8), folder / target)
     finally:
         root.setLevel(level)

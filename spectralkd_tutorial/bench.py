@@ -205,3 +205,80 @@ def _time_steps(model, tokenizer, data, preset, steps: int, name: str) -> float:
     print(f"  {per_step * 1000:.0f} ms/step (median of {steps}); one epoch = {per_epoch / 60:.1f} min; "
           f"{config.epochs:g} epochs = {config.epochs * per_epoch / 60:.1f} min (+ evaluation)")
     return per_step
+
+
+def serve_config(student: str, *, config_path: str | None = None, preset_name: str | None = None,
+                 dataset: str | None = None, data_dir: str | None = None):
+    """The data settings ``bench serve`` scores on: ``config_path``, else the student's run config
+    (``RUN/config.toml`` beside ``RUN/model``), else the preset; ``dataset``/``data_dir`` override."""
+    from pathlib import Path
+
+    from .config import load_config
+    from .models import model_directory
+    from .presets import get_preset
+
+    run_config = model_directory(student).parent / "config.toml"
+    path = config_path or (str(run_config) if run_config.is_file() else None)
+    config = load_config(path) if path else get_preset(preset_name)
+    overrides = {k: v for k, v in (("data.dataset", dataset), ("data.data_dir", data_dir)) if v}
+    return (config.replace(**overrides) if overrides else config), (Path(path) if path else None)
+
+
+def bench_serve(teacher: str, student: str, *, out: str | None = None, config_path: str | None = None,
+                preset_name: str | None = None, dataset: str | None = None, data_dir: str | None = None,
+                repeats: int = 5, queries: int = 64, teacher_int8: bool = True, torch_int8: bool = True,
+                command: str | None = None) -> dict:
+    """Print (and with ``out`` write ``serving.md``/``serving.json``) the serving table of a teacher and
+    a student: PyTorch fp32, ONNX Runtime fp32 and int8, PyTorch int8, all timed interleaved in one run."""
+    import tempfile
+    from pathlib import Path
+
+    from .io import atomic_write_json, atomic_write_text
+    from .models import load_model_dir, model_directory
+    from .serving import require_serving
+    from .shipping import serving_markdown, serving_record, shipped_variants, torch_variant
+    from .steps import load_data
+
+    require_serving("bench serve")
+    config, source = serve_config(student, config_path=config_path, preset_name=preset_name, dataset=dataset,
+                                  data_dir=data_dir)
+    data = load_data(config)
+    teacher_model, teacher_tok = load_model_dir(teacher)
+    student_model, student_tok = load_model_dir(student)
+    base_teacher = torch_variant("teacher", teacher_model, teacher_tok, model_directory(teacher))
+    base_student = torch_variant("student", student_model, student_tok, model_directory(student))
+    print(f"bench serve: teacher {teacher}, student {student}; {data.name} test ({len(data.test)}), "
+          f"data settings from {source or 'the preset'}; {torch.get_num_threads()} thread(s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = [base_teacher]
+        if teacher_int8:
+            variants += shipped_variants(base_teacher, Path(tmp) / "teacher", quantize=True)
+        variants += [base_student, *shipped_variants(base_student, Path(tmp) / "student", quantize=True,
+                                                     torch_int8=torch_int8)]
+        record = serving_record(variants, data, max_length=config.data.max_length, repeats=repeats, queries=queries)
+    for entry in record["variants"]:
+        entry.pop("file", None)  # temporary files, gone with the run
+    record.update(teacher_dir=str(teacher), student_dir=str(student), command=command)
+    text = serving_markdown(record, command=command)
+    print(text)
+    if out is not None:
+        atomic_write_json(Path(out) / "serving.json", record)
+        atomic_write_text(Path(out) / "serving.md", text)
+        print(f"wrote {Path(out) / 'serving.md'} and serving.json")
+    return record
+
+
+def cmd_serve(args) -> dict:
+    """``spectralkd bench serve``: its flags checked, then :func:`bench_serve`."""
+    from .errors import UsageError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: give at least 1")
+        torch.set_num_threads(args.threads)
+    if not (args.teacher and args.student):
+        raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
+                         "run directories)")
+    return bench_serve(args.teacher, args.student, out=args.out, config_path=args.config, preset_name=args.preset,
+                       dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, queries=args.samples,
+                       command=args.command_line)

@@ -420,8 +420,10 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    serve = args.what == "serve"
+    args.samples = args.samples if args.samples is not None else (128 if serve else 256)
     if args.repeats is None:
-        args.repeats = 2 if args.what == "trainer" else 3
+        args.repeats = {"trainer": 2, "serve": 7}.get(args.what, 3)
     if args.steps < 1 or args.repeats < 1 or args.samples < 1:
         raise UsageError("--steps, --repeats and --samples must be >= 1")
     if args.max_steps is not None and args.max_steps < 1:
@@ -439,6 +441,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _setup_threads(args.threads)
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
+    elif args.what == "serve":
+        bench.cmd_serve(args)
     elif args.what == "teacher":
         bench.bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir,
                             model=args.model, dataset=args.dataset, student_layers=args.student_layers)
@@ -510,10 +514,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub, defaults)
 
     p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=defaults)
-    p.add_argument("what", choices=["profiler", "distill", "teacher", "trainer"],
+    p.add_argument("what", choices=["profiler", "distill", "teacher", "trainer", "serve"],
                    help="profiler: profiling overhead and memory; distill: spectral vs logits-only KD step time; "
                         "teacher: seconds per fine-tuning step and epoch; trainer: our fit vs transformers.Trainer "
-                        "on the same work (MiniLM-L6, CLINC150 small, alternated runs, medians, accuracy)")
+                        "on the same work (MiniLM-L6, CLINC150 small, alternated runs, medians, accuracy); serve: "
+                        "teacher vs student, ONNX and int8 variants (accuracy, size, latency at batch 1 and 32, "
+                        "timed interleaved)")
+    p.add_argument("--teacher", default=None, help="serve: the teacher's save_pretrained or run directory")
+    p.add_argument("--student", default=None, help="serve: the student's (e.g. OUT of distill)")
+    p.add_argument("--config", default=None, help="serve: data settings (default: the student run's config.toml)")
+    p.add_argument("--out", default=None, help="serve: also write serving.md and serving.json here")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "
@@ -522,15 +532,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "default clinc150:small")
     p.add_argument("--student-layers", type=_finite(int), default=None, help="teacher: also time a student of "
                    "this many blocks copied from the model (uniform)")
-    p.add_argument("--samples", type=_finite(int), default=256, help="profiler: utterances profiled")
+    p.add_argument("--samples", type=_finite(int), default=None, help="profiler: utterances profiled (default "
+                   "256); serve: queries timed per pass (default 128, at least 32)")
     p.add_argument("--steps", type=_finite(int), default=30, help="distill/teacher: timed training steps")
     p.add_argument("--repeats", type=_finite(int), default=None, help="profiler/distill: repeats (default 3; the "
-                   "median is printed); trainer: runs of each, alternated A/B/B/A (default 2)")
+                   "median is printed); trainer: runs of each, alternated A/B/B/A (default 2); serve: timed passes "
+                   "after a warm-up (default 7)")
     p.add_argument("--epochs", type=_finite(float), default=None, help="trainer: epochs, a fraction runs short "
                    "(default 1)")
     p.add_argument("--max-steps", type=_finite(int), default=None, help="trainer: optimizer steps (overrides --epochs)")
-    p.add_argument("--threads", type=_finite(int), default=None, help="CPU threads (trainer default: every core, "
-                   "for a quiet machine; others: every core but one)")
+    p.add_argument("--threads", type=_finite(int), default=None, help="CPU threads (default: $OMP_NUM_THREADS, "
+                   "else every core but one; trainer: every core, for a quiet machine)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -28,7 +28,8 @@ layers the student aligns with -> student: --student layers:K (K teacher blocks 
 --student-init), random:KxH, or a smaller pretrained model that tokenizes like the teacher ->
 distillation -> OUT/model (save_pretrained: loads with transformers.pipeline("text-classification",
 model="OUT/model")), OUT/metrics.json, the model card OUT/model/README.md (= OUT/model_card.md) and
-OUT/config.toml (--config OUT/config.toml reruns it).
+OUT/config.toml (--config OUT/config.toml reruns it). --export onnx / --quantize int8 also write
+OUT/onnx/model.onnx / model_int8.onnx (ONNX Runtime; needs the `serve` extra) and add them to the card.
 """
 
 
@@ -42,7 +43,24 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     _add_data_options(p)
     _add_training_options(p, "student")
     _add_distillation_options(p, grid=False)
+    group = p.add_argument_group("shipping (needs: pip install 'spectralkd-tutorial[serve]')")
+    group.add_argument("--export", choices=["onnx"], default=None, help="also write OUT/onnx/model.onnx, scored and "
+                       "timed in the model card (a finished run gains it)")
+    group.add_argument("--quantize", choices=["int8"], default=None, help="also write OUT/onnx/model_int8.onnx "
+                       "(ONNX Runtime dynamic int8 of the linear layers and embeddings; implies --export onnx)")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("export", help="export a saved classifier to ONNX (and int8); score and time it",
+                       formatter_class=formatter)
+    p.add_argument("--model", required=True, help="a save_pretrained directory or a distill run directory")
+    p.add_argument("--out", default=None, help="where model.onnx goes (default: RUN/onnx for a distill run's "
+                   "RUN/model, else MODEL_DIR-onnx)")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="also write model_int8.onnx")
+    p.add_argument("--config", default=None, help="data to score on (default: the run's config.toml when there is "
+                   "one; without data the export is only checked against PyTorch on a few texts)")
+    p.add_argument("--dataset", "--data", dest="dataset", default=None, help="data set to score on (overrides --config)")
+    p.add_argument("--data-dir", default=None, help="upstream files of the named sets (default: $SPECTRALKD_DATA_DIR)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="classify texts with a saved model: label and probability per text",
                        formatter_class=formatter)
@@ -90,6 +108,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .model_card import format_bytes
     from .steps import load_data
 
+    from .distill import check_shipping
+
+    check_shipping(args.export, args.quantize)  # before any work: a missing extra names what to install
     config = single_run_config(resolve_config(args))
     _setup_threads(args.threads)
     _check_out(args.out)
@@ -98,7 +119,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     print(f"distill: teacher {teacher} -> student {config.student.model}, strategy {config.grid.strategies[0]}, "
           f"seed {config.grid.seeds[0]}; {dataset.name} ({len(dataset.train)} train, {len(dataset.test)} test)")
     result = distill(config, args.out, dataset=dataset, overwrite=args.overwrite,
-                     command=getattr(args, "command_line", None))
+                     command=getattr(args, "command_line", None), export=args.export, quantize=args.quantize)
     record = result.record
     metric = record["headline_metric"]
     for role in ("teacher", "student"):
@@ -109,8 +130,74 @@ def cmd_distill(args: argparse.Namespace) -> int:
               f"{entry['latency_ms']['batch_32']:.3f} ms/query (batch 32)")
     print(f"  retained {100 * record['retained']:.2f}% of the teacher's {metric.replace('_', ' ')}; aligned teacher "
           f"layers {record['mapping']['teacher_layers']} ({record['mapping']['strategy']}) on {record['device']}")
+    if "serving" in record:
+        from .shipping import agreement_lines, verdict
+
+        for entry in record["serving"]["variants"][2:]:
+            print(f"  {entry['name']:12s} {entry['runtime']}: test {metric.replace('_', ' ')} "
+                  f"{100 * entry['metrics']['test'][metric]:.2f}%, {format_bytes(entry['weights_bytes'])}, "
+                  f"{entry['latency_ms']['batch_1']:.2f} ms/query (batch 1), {entry['latency_ms']['batch_32']:.3f} "
+                  f"ms/query (batch 32), {entry['speedup']['batch_1']:.1f}x / {entry['speedup']['batch_32']:.1f}x "
+                  f"the teacher")
+        print("\n".join(["  " + verdict(record["serving"]), *("  " + line for line in agreement_lines(record["serving"]))]))
     print(f"wrote {result.model_dir} (transformers.pipeline('text-classification', model='{result.model_dir}')), "
-          f"model_card.md, metrics.json, config.toml")
+          f"model_card.md, metrics.json, config.toml" + (", onnx/" if "serving" in record else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------
+
+def export_target(model_dir: Path, out: str | None) -> Path:
+    """``--out``, else RUN/onnx for a distill run's RUN/model, else MODEL_DIR-onnx."""
+    if out is not None:
+        return Path(out)
+    if model_dir.name == "model" and (model_dir.parent / "metrics.json").is_file():
+        return model_dir.parent / "onnx"
+    return model_dir.with_name(model_dir.name + "-onnx")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """ONNX (and int8) of a saved classifier; scored against the PyTorch model on the run's test split."""
+    from .bench import serve_config
+    from .cli import _check_out, _setup_threads
+    from .io import atomic_write_json
+    from .models import load_model_dir, model_directory
+    from .serving import require_serving
+    from .shipping import agreement_lines, score, shipped_variants, torch_variant
+    from .steps import load_data
+
+    require_serving("spectralkd export")
+    folder = model_directory(args.model)
+    target = export_target(folder, args.out)
+    _check_out(target)
+    _setup_threads()
+    model, tokenizer = load_model_dir(folder)
+    base = torch_variant("model", model, tokenizer, folder)
+    variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8")]
+    print(f"export: {folder} -> {target / 'model.onnx'}" + (", model_int8.onnx" if args.quantize else ""))
+    run_config = folder.parent / "config.toml"
+    if not (args.config or args.dataset or run_config.is_file()):
+        print("  no data named (--config/--dataset) and no run config.toml: exported, not scored")
+        return 0
+    config, _ = serve_config(str(folder), config_path=args.config, dataset=args.dataset, data_dir=args.data_dir)
+    dataset = load_data(config)
+    scored = score(variants, dataset, max_length=config.data.max_length)
+    summary = {"model": str(folder), "dataset": dataset.summary(), "split": "test",
+               "variants": [{"name": v.name, "runtime": v.runtime, "weights_bytes": v.weights_bytes,
+                             **scored[v.name]} for v in variants]}
+    for entry in summary["variants"]:
+        metric = "in_scope_accuracy" if "in_scope_accuracy" in entry["metrics"] else "accuracy"
+        print(f"  {entry['name']:12s} {entry['runtime']:18s} test {metric.replace('_', ' ')} "
+              f"{100 * entry['metrics'][metric]:.2f}%")
+    lines = agreement_lines({"split": "test", "variants": [{"name": e["name"], "reference": "model",
+                                                            **e.get("agreement", {})} for e in summary["variants"]
+                                                           if "agreement" in e]})
+    print("\n".join("  " + line for line in lines))
+    atomic_write_json(target / "export.json", summary)
+    print(f"wrote {target} (model.onnx{', model_int8.onnx' if args.quantize else ''}, tokenizer, config.json, "
+          "export.json)")
     return 0
 
 

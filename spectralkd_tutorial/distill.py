@@ -49,7 +49,7 @@ from .steps import (TeacherResult, build_student, check_out_is_not_teacher, choo
 DEFAULT_STRATEGY = "spectral-ends"
 TOKENIZER_SAMPLES = 64
 
-__all__ = ["DEFAULT_STRATEGY", "DistillResult", "distill", "single_run_config", "make_student"]
+__all__ = ["DEFAULT_STRATEGY", "DistillResult", "add_serving", "distill", "single_run_config", "make_student"]
 
 
 @dataclass
@@ -86,12 +86,15 @@ def distill_settings(config: RunConfig, teacher_fingerprint: str) -> dict[str, A
 
 def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
             overwrite: bool = False, command: str | None = None, latency_repeats: int = 5,
-            latency_queries: int = 64) -> DistillResult:
+            latency_queries: int = 64, export: str | None = None, quantize: str | None = None) -> DistillResult:
     """Distil the configured teacher into the configured student and write a model one can ship.
 
     Running it again on the same ``out_dir`` with the same settings returns the finished run (or
-    resumes an interrupted one); other settings are refused unless ``overwrite``.
+    resumes an interrupted one); other settings are refused unless ``overwrite``. ``export="onnx"``
+    (implied by ``quantize="int8"``) also writes OUT/onnx/model.onnx (and model_int8.onnx) and puts
+    their accuracy, agreement with the student and latency in the card (a finished run gains them).
     """
+    ship = check_shipping(export, quantize)
     config = single_run_config(config)
     out = Path(out_dir)
     check_out_is_not_teacher(config, out)
@@ -105,8 +108,11 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
             atomic_write_text(store.path("config.toml"), config_toml)
         if store.exists("metrics.json") and store.exists("model/config.json") and store.exists("model_card.md"):
             student, tokenizer = load_model_dir(store.path("model"))
-            return DistillResult(out, store.read_json("metrics.json"), store.path("model_card.md").read_text(),
-                                 student, tokenizer)
+            record, card = store.read_json("metrics.json"), store.path("model_card.md").read_text()
+            if ship and not shipped(record, store.path("onnx"), ship):
+                record, card = add_serving(store, record, config_toml, teacher, student, tokenizer, dataset, config,
+                                           quantize=ship == "int8", repeats=latency_repeats, queries=latency_queries)
+            return DistillResult(out, record, card, student, tokenizer)
         seed, strategy = config.grid.seeds[0], config.grid.strategies[0]
         profile = teacher_profile(store, teacher, dataset, config)
         student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed, rms=profile.rms)
@@ -126,13 +132,69 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
                                                      store.path("model")))
             record = build_record(config, dataset, teacher, source, trained, tokenizer, mapping, init, model_dir,
                                   command=command, latency=dict(repeats=latency_repeats, queries=latency_queries))
-            card = model_card_markdown(record, config_toml)
-            if is_main_process():
-                atomic_write_text(model_dir / "README.md", card)
-                atomic_write_text(store.path("model_card.md"), card)
-            store.write_json("metrics.json", record)
+            if ship:  # the main process alone exports, times and writes; the others get its record and card
+                record, card = on_main(lambda: add_serving(store, record, config_toml, teacher, student, tokenizer,
+                                                           dataset, config, quantize=ship == "int8",
+                                                           repeats=latency_repeats, queries=latency_queries))
+            else:
+                card = write_card(store, record, config_toml)
             child.remove_checkpoint()
     return DistillResult(out, record, card, student, tokenizer)
+
+
+def write_card(store: RunStore, record: dict[str, Any], config_toml: str) -> str:
+    """The model card (OUT/model/README.md and OUT/model_card.md) and OUT/metrics.json from ``record``."""
+    card = model_card_markdown(record, config_toml)
+    if is_main_process():  # the others wait at the run store's writes; one writer for the shipped files
+        atomic_write_text(store.path("model") / "README.md", card)
+        atomic_write_text(store.path("model_card.md"), card)
+    store.write_json("metrics.json", record)
+    return card
+
+
+# ---------------------------------------------------------------------------------------------
+# shipping: ONNX and int8
+# ---------------------------------------------------------------------------------------------
+
+def check_shipping(export: str | None, quantize: str | None) -> str | None:
+    """``None`` (PyTorch only), ``"onnx"`` or ``"int8"`` (ONNX and its int8 version); the extra checked."""
+    if export not in (None, "onnx") or quantize not in (None, "int8"):
+        raise ValueError(f"export={export!r}, quantize={quantize!r}: the choices are export='onnx' and quantize='int8'")
+    ship = "int8" if quantize else export
+    if ship:
+        from .serving import require_serving
+
+        require_serving(f"--export onnx{' --quantize int8' if quantize else ''}")
+    return ship
+
+
+def shipped(record: dict[str, Any], onnx_dir: Path, ship: str) -> bool:
+    """Whether the record already has the serving table asked for and its files exist."""
+    from .serving import INT8_FILE, ONNX_FILE
+
+    names = {e["name"] for e in record.get("serving", {}).get("variants", [])}
+    files = [ONNX_FILE] + ([INT8_FILE] if ship == "int8" else [])
+    return {"student-onnx", *(["student-int8"] if ship == "int8" else [])} <= names and all(
+        (onnx_dir / f).is_file() for f in files)
+
+
+def add_serving(store: RunStore, record: dict[str, Any], config_toml: str, teacher: TeacherResult,
+                student: nn.Module, tokenizer, dataset: IntentDataset, config: RunConfig, *, quantize: bool,
+                repeats: int, queries: int) -> tuple[dict[str, Any], str]:
+    """Export the student to OUT/onnx (and int8), score and time teacher, student and the exports
+    interleaved, and rewrite the record and the card with the serving table."""
+    from .shipping import serving_record, shipped_variants, torch_variant
+
+    teacher_dir = model_directory(teacher.directory) if teacher.directory is not None else None
+    base = torch_variant("student", student, tokenizer, store.path("model"))
+    variants = [torch_variant("teacher", teacher.model, teacher.tokenizer, teacher_dir), base,
+                *shipped_variants(base, store.path("onnx"), quantize=quantize)]
+    serving = serving_record(variants, dataset, max_length=config.data.max_length, repeats=repeats, queries=queries)
+    record = {**record, "serving": serving}
+    for entry in serving["variants"]:
+        if entry["name"] in ("teacher", "student"):  # one set of timings in the card: the interleaved one
+            record[entry["name"]] = {**record[entry["name"]], "latency_ms": entry["latency_ms"]}
+    return record, write_card(store, record, config_toml)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,8 +82,35 @@ def _front_matter(record: dict[str, Any]) -> list[str]:
             "tags:", "- distillation", "- spectralkd", "- intent-classification", "---", ""]
 
 
+def _speedups(entry: dict[str, Any]) -> str:
+    return " | ".join(f"{entry['speedup'][f'batch_{b}']:.1f}x" for b in LATENCY_BATCHES)
+
+
+def serving_table(serving: dict[str, Any], names: dict[str, str] | None = None) -> list[str]:
+    """Markdown rows of a serving record (``shipping.serving_record``): one per variant, the teacher first."""
+    names = names or {}
+    entries = serving["variants"]
+    columns = metric_columns(entries[0]["metrics"]["test"])
+    header = ("| model | runtime | blocks x width | " + " | ".join(label for _, label in columns)
+              + " | retained (%) | agrees with fp32 (%) | parameters | size on disk | ms/query, batch 1 "
+              "| ms/query, batch 32 | speed-up, batch 1 | speed-up, batch 32 |")
+    rows = [header, "|" + "---|" * (header.count("|") - 1)]
+    for entry in entries:
+        scores = " | ".join(_pct(entry["metrics"]["test"].get(key)) for key, _ in columns)
+        agrees = _pct(entry["prediction_agreement"]) if "prediction_agreement" in entry else "-"
+        latency = entry["latency_ms"]
+        rows.append(f"| {names.get(entry['name'], entry['name'])} | {entry['runtime']} | {entry['blocks']} x "
+                    f"{entry['width']} | {scores} | {_pct(entry['retained'])} | {agrees} | "
+                    f"{format_count(entry['parameters'])} | {format_bytes(entry['weights_bytes'])} | "
+                    f"{latency['batch_1']:.2f} | {latency['batch_32']:.3f} | {_speedups(entry)} |")
+    return rows
+
+
 def _results(record: dict[str, Any]) -> list[str]:
     teacher, student = record["teacher"], record["student"]
+    if "serving" in record:
+        return serving_table(record["serving"], {"teacher": f"teacher `{teacher['source']}`",
+                                                 "student": "**student (this model)**"})
     columns = metric_columns(teacher["metrics"]["test"])
     header = ("| model | blocks x width | " + " | ".join(label for _, label in columns)
               + " | retained (%) | parameters | weights on disk | ms/query, batch 1 | ms/query, batch 32 | speed-up (batch 1) |")
@@ -110,6 +137,21 @@ def _how_made(record: dict[str, Any]) -> list[str]:
             f"{record['seconds']:.0f} s of training on {record['device']}."]
 
 
+def _shipped(record: dict[str, Any]) -> list[str]:
+    """How the ONNX/int8 files load, when ``distill --export onnx`` wrote them."""
+    if "serving" not in record:
+        return []
+    serving = record["serving"]
+    files = [e["file"] for e in serving["variants"] if "file" in e]
+    load = serving["load_average"]
+    return [f"Timed interleaved (each pass runs every model in turn), {serving['threads']} thread(s), "
+            f"{serving['latency_queries']} queries, median of {serving['repeats']} passes; 1-minute load average "
+            f"{load['before']} -> {load['after']}. ONNX files: " + ", ".join(f"`{f}`" for f in files) + ".", "",
+            "```python", "from spectralkd_tutorial.serving import load_onnx_dir", "",
+            f'model, tokenizer = load_onnx_dir("{Path(files[-1]).parent}", "{Path(files[-1]).name}")',
+            'model(**tokenizer(["wake me up at seven"], return_tensors="pt")).logits', "```", ""]
+
+
 def model_card_markdown(record: dict[str, Any], config_toml: str) -> str:
     """The card of one distilled student, from ``distill``'s record and the resolved config text."""
     data = record["dataset"]
@@ -121,6 +163,7 @@ def model_card_markdown(record: dict[str, Any], config_toml: str) -> str:
         f"Retained = student / teacher {record['headline_metric'].replace('_', ' ')}. Latency: median milliseconds "
         f"per query over repeated runs (warm-up excluded) on {record['device']}, at batch size 1 and 32.", "",
         *_results(record), "",
+        *_shipped(record),
         *_how_made(record), "",
         "## Use it", "", "```python", "from transformers import pipeline", "",
         f'classifier = pipeline("text-classification", model="{record["model_dir"]}")',
@@ -137,4 +180,5 @@ def retained(student_test: dict[str, float], teacher_test: dict[str, float]) -> 
     return headline(student_test) / teacher if teacher else float("nan")
 
 
-__all__ = ["disk_size", "format_bytes", "latency_profile", "metric_columns", "model_card_markdown", "retained"]
+__all__ = ["disk_size", "format_bytes", "latency_profile", "metric_columns", "model_card_markdown", "retained",
+           "serving_table"]

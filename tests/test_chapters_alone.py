@@ -194,3 +194,16 @@ class TestWithResolvedIpywidgets:
 def test_every_chapter_runs_alone_once():
     assert sorted(WIDGET_CHAPTERS + OTHER_CHAPTERS) == sorted(NOTEBOOKS) and len(NOTEBOOKS) == 6
     assert not set(WIDGET_CHAPTERS) & set(OTHER_CHAPTERS)
+
+
+def test_the_wheel_carries_the_committed_results(wheel):
+    """assets/ (JSON, Markdown, PNG) is package data of the wheel, byte for byte: copied from the one source."""
+    import zipfile
+
+    prefix = "spectralkd_tutorial/resources/assets/"
+    with zipfile.ZipFile(wheel) as archive:
+        carried = {name[len(prefix):]: archive.read(name) for name in archive.namelist() if name.startswith(prefix)}
+    committed = {path.relative_to(REPO / "assets").as_posix(): path.read_bytes()
+                 for path in (REPO / "assets").rglob("*") if path.suffix in (".json", ".md", ".png")}
+    assert committed and carried.keys() == committed.keys()
+    assert all(carried[name] == committed[name] for name in committed)

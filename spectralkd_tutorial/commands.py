@@ -164,10 +164,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a saved model on a split of a labelled data set (its classes matched by name)."""
-    from .cli import _check_out, _write_config, resolve_config
+    import contextlib
+
+    from .cli import _check_out, _write_config, output_store, resolve_config
     from .inference import evaluate_saved, saved_max_length
     from .io import atomic_write_json
-    from .steps import load_data
+    from .steps import data_settings, load_data
 
     if not (args.dataset or args.train_file or args.config):
         raise UsageError("name the data: --dataset SPEC (a named set or a file), --train-file ..., or --config "
@@ -179,15 +181,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = _load(args)
     length = config.data.max_length if (args.max_length or args.config) else saved_max_length(
         model, tokenizer, default=config.data.max_length)
-    metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,
-                             name=str(args.model))
-    print(f"{args.model} on {dataset.name} {args.split} ({metrics['n']} utterances, {length} tokens per utterance):")
-    for key, value in metrics.items():
-        print(f"  {key:18s} {value if key == 'n' else f'{100 * value:.2f}%'}")
-    if args.out:
-        atomic_write_json(Path(args.out) / "metrics.json", {"model": str(args.model), "split": args.split,
-                                                            "max_length": length, "dataset": dataset.summary(),
-                                                            "metrics": metrics})
-        _write_config(config.replace(**{"data.max_length": length}), args.out)
-        print(f"wrote {Path(args.out) / 'metrics.json'} and config.toml")
+    settings = {"model": str(args.model), "data": data_settings(config.data), "split": args.split, "max_length": length}
+    with output_store(args.out, "evaluation", settings) if args.out else contextlib.nullcontext():
+        metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,
+                                 name=str(args.model))
+        print(f"{args.model} on {dataset.name} {args.split} ({metrics['n']} utterances, {length} tokens per utterance):")
+        for key, value in metrics.items():
+            print(f"  {key:18s} {value if key == 'n' else f'{100 * value:.2f}%'}")
+        if args.out:
+            atomic_write_json(Path(args.out) / "metrics.json", {"model": str(args.model), "split": args.split,
+                                                                "max_length": length, "dataset": dataset.summary(),
+                                                                "metrics": metrics})
+            _write_config(config.replace(**{"data.max_length": length}), args.out)
+            print(f"wrote {Path(args.out) / 'metrics.json'} and config.toml")
     return 0

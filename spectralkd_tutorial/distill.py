@@ -109,8 +109,9 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
                                  student, tokenizer)
         seed, strategy = config.grid.seeds[0], config.grid.strategies[0]
         profile = teacher_profile(store, teacher, dataset, config)
-        student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed)
-        mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed)
+        student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed, rms=profile.rms)
+        mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed,
+                                rms=profile.rms)
         shared = tokenizer is teacher.tokenizer
         if not shared and mapping.pairs and config.loss.beta > 0:
             check_feature_loss_tokenization(config.loss.feature_loss, f"student {config.student.model!r}")
@@ -139,12 +140,12 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
 # ---------------------------------------------------------------------------------------------
 
 def make_student(config: RunConfig, teacher: TeacherResult, dataset: IntentDataset, intensities, *,
-                 seed: int = 0) -> tuple[nn.Module, Any, LayerMapping | None]:
+                 seed: int = 0, rms=None) -> tuple[nn.Module, Any, LayerMapping | None]:
     """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher (the
     teacher's tokenizer), or a smaller pretrained model whose classifier head is made for the data's
     labels: the teacher's tokenizer when both tokenize the training texts alike, else its own."""
     if config.student.num_layers is not None:
-        student, init = build_student(config, teacher.model, intensities)
+        student, init = build_student(config, teacher.model, intensities, rms=rms)
         return student, teacher.tokenizer, init
     student, tokenizer = load_classifier(config.student.model, dataset.label_names, seed=seed)
     if same_tokenization(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES]):

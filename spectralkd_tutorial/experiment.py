@@ -178,7 +178,7 @@ def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentData
     """The teacher's profile, reused only if derived from this very teacher and analysis settings."""
     source = f"{teacher.fingerprint}:{asdict(config.analysis)}:{config.data.max_length}"
     cached = store.read_derived("teacher_intensity.json", source)
-    if cached is not None:
+    if cached is not None and cached.get("rms") is not None:  # profiles saved before RMS was recorded: redo
         return SpectralProfile.from_dict(cached)
     profile = profile_with_config(teacher.model, teacher.tokenizer, dataset, config, model_name="teacher (fine-tuned)")
     write_profile(profile, store.root, stem="teacher_intensity")
@@ -194,9 +194,10 @@ class Grid:
         self.config, self.store, self.teacher, self.dataset, self.profile = config, store, teacher, dataset, profile
         self.keep_checkpoints = keep_checkpoints
         self.total = num_blocks(teacher.model)
-        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities)
+        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities, rms=profile.rms)
         self.k = config.student.num_layers
-        self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
+        self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0,
+                                     rms=profile.rms)
         previous = store.read_json("results.json") if store.exists("results.json") else {}
         self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
         self.cache: TeacherCache | None = None

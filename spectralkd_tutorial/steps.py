@@ -250,9 +250,11 @@ def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem:
 
 
 def choose_layers(strategy: str, num_student_layers: int, num_teacher_layers: int,
-                  intensities: Sequence[float] | None = None, *, seed: int = 0) -> LayerMapping:
-    """The teacher layers ``strategy`` aligns with a student of ``num_student_layers`` blocks."""
-    return select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed)
+                  intensities: Sequence[float] | None = None, *, seed: int = 0,
+                  rms: Sequence[float] | None = None) -> LayerMapping:
+    """The teacher layers ``strategy`` aligns with a student of ``num_student_layers`` blocks
+    (``rms``: the profile's per-layer RMS, which ``norm-topk`` ranks by)."""
+    return select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed, rms=rms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,8 +278,8 @@ class StudentResult:
         return self.metrics["test"]
 
 
-def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None
-                  ) -> tuple[nn.Module, LayerMapping | None]:
+def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None,
+                  *, rms: Sequence[float] | None = None) -> tuple[nn.Module, LayerMapping | None]:
     """The initial student and, for ``layers:K``, the mapping that chose the K teacher blocks it copies.
 
     ``random:KxH``: K randomly initialised blocks, H wide, of the teacher's family (seed 0), with the
@@ -291,7 +293,7 @@ def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[f
     if k is None:
         raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K and random:KxH "
                          "students; load a pretrained student with models.load_classifier")
-    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities)
+    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities, rms=rms)
     return student_from_teacher(teacher, init.teacher_layers), init
 
 

@@ -371,3 +371,35 @@ def test_coinciding_strategies_are_trained_once_and_reported_under_both_names(te
             assert by_key[(twin, seed)]["same_as"] == "uniform"
             assert by_key[(twin, seed)]["test"] == by_key[("uniform", seed)]["test"]
     assert len(report.runs) == 6
+
+
+def test_norm_topk_runs_end_to_end_from_the_cli_flag_to_the_grid(teacher_setup, tmp_path):
+    """``--strategies norm-topk`` resolves into the config; the grid trains it with the blocks of largest RMS
+    (brute force over the saved profile's rms), and the profile's RMS is the hidden states' own (float64)."""
+    from spectralkd_tutorial import cli
+    from spectralkd_tutorial.spectral import SpectralProfile
+    from spectralkd_tutorial.steps import analysis_texts
+
+    args = cli.build_parser().parse_args(["experiment", "--preset", "quick", "--out", str(tmp_path / "x"),
+                                         "--strategies", "norm-topk", "spectral-topk"])
+    assert cli.resolve_config(args).grid.strategies == ("norm-topk", "spectral-topk")
+    dataset, teacher_dir, _ = teacher_setup
+    config = make_config(teacher_dir, seeds=(0,))
+    config.grid.strategies = ("norm-topk", "spectral-topk")
+    out = tmp_path / "grid"
+    report = run_with_spy(config, out, dataset, FitSpy())
+    profile = SpectralProfile.from_dict(json.loads((out / "teacher_intensity.json").read_text()))
+    k, total = config.student.num_layers, len(profile.layers) - 1
+    by_rms = sorted(sorted(range(1, total + 1), key=lambda layer: -profile.rms[layer])[:k])
+    run = next(r for r in report.runs if r["strategy"] == "norm-topk")
+    assert run["mapping"]["teacher_layers"] == by_rms
+    teacher = steps.train_teacher(config, teacher_dir, dataset=dataset)  # loads the finished teacher
+    texts = analysis_texts(dataset, config.analysis.samples, split=config.analysis.split)
+    encoded = teacher.tokenizer(texts, padding=True, truncation=True, max_length=config.data.max_length,
+                                return_tensors="pt")
+    teacher.model.eval()
+    with torch.no_grad():
+        hidden = teacher.model(**encoded, output_hidden_states=True).hidden_states
+    real = encoded["attention_mask"].bool()
+    reference = [float(h.double()[real].pow(2).mean().sqrt()) for h in hidden]
+    assert profile.rms == pytest.approx(reference, rel=1e-4)

@@ -21,7 +21,8 @@ import torch
 
 from ..dynamics import coinciding_strategies
 from ..losses import hidden_mse_loss, spectral_alignment_loss
-from ..selection import STRATEGIES, select_layers
+from ..presets import WORKSHOP_STRATEGIES
+from ..selection import select_layers
 from ._feedback import Feedback, WrongAnswer, as_int, as_number, checker, close, correct
 
 __all__ = ["check_parseval_weight", "check_dc_error_weight", "check_distinct_students"]
@@ -105,12 +106,13 @@ def _judge_ratio(
 
 
 def _grid_runs(intensities: Sequence[float], num_student_layers: int, seed: int) -> list[dict[str, Any]]:
-    """One (strategy, seed) run per strategy of a grid, as ``run_experiment`` records its mapping."""
+    """One (strategy, seed) run per strategy of the workshop grid (the eight the exercise lists), as
+    ``run_experiment`` records its mapping."""
     blocks = len(intensities) - 1
     return [{"strategy": name, "seed": seed,
              "mapping": {"pairs": [list(pair) for pair in
                                    select_layers(name, num_student_layers, blocks, list(intensities), seed=seed).pairs]}}
-            for name in STRATEGIES]
+            for name in WORKSHOP_STRATEGIES]
 
 
 @checker

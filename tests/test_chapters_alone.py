@@ -92,9 +92,17 @@ def _once(folder: Path, name: str, make) -> Path:
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory, worker_id) -> Path:
     def build(out: Path) -> None:
+        # from a copy of what the wheel is made of: setuptools' build/ never lands in the checkout, and a
+        # stale build/lib never lands in the wheel (the link resources/assets -> ../../assets is kept)
+        source = out / "source"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "spectralkd_tutorial", "assets"):
+            copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+            copy(REPO / name, source / name, **({"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")}
+                                                if copy is shutil.copytree else {}))
         # with this environment's setuptools when it has one (seconds); else pip's isolated build (PyPI)
         isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
-        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(out), str(REPO)],
+        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(out), str(source)],
              SETUP_TIMEOUT_S)
 
     wheels = list(_once(_shared(tmp_path_factory, worker_id), "wheel", build).glob("*.whl"))

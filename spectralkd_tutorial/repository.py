@@ -75,8 +75,9 @@ if "google.colab" in sys.modules:
 
 
 def _files(root: Path) -> list[Path]:
-    """The text files that carry the address (besides pyproject.toml and the notebooks' first two cells)."""
-    return [p for p in (root / "README.md", root / "docs" / "conf.py", root / "docs" / "workshop.md") if p.is_file()]
+    """The text files that may carry the address (besides pyproject.toml and the notebooks)."""
+    named = [root / "README.md", root / "ARCHITECTURE.md", root / "CONTRIBUTING.md", root / "docs" / "conf.py"]
+    return [p for p in named + sorted((root / "docs").glob("*.md")) if p.is_file()]
 
 
 def _notebooks(root: Path) -> list[Path]:
@@ -112,6 +113,10 @@ def set_repo(root: str | Path, repo: str) -> list[Path]:
         lines = [badges(repo, path.name) if "colab-badge.svg" in line else line for line in lines]
         first["source"] = _source("\n".join(lines))
         second["source"] = _source(install_cell(repo))
+        for cell in notebook["cells"][2:]:  # links in the chapter's text (e.g. to docs/ on GitHub)
+            text = "".join(cell["source"])
+            if _rewrite_text(text, old, repo) != text:
+                cell["source"] = _source(_rewrite_text(text, old, repo))
         text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         if text != raw:
             atomic_write_text(path, text)
@@ -128,7 +133,7 @@ def check_repo(root: str | Path) -> list[str]:
     root = Path(root)
     repo = read_repo(root)
     problems = []
-    for path in _files(root):
+    for path in _files(root) + _notebooks(root):
         text = path.read_text(encoding="utf-8")
         # and any github.com link to a repository of this name (or the original's) under another owner
         names = "|".join(re.escape(n) for n in {repo.split("/")[1], "spectralkd-tutorial"})

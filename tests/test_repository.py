@@ -41,8 +41,9 @@ def test_every_badge_install_cell_and_link_agrees_with_pyproject():
         assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name})" in first
         assert f"mybinder.org/v2/gh/{repo}/main?labpath=notebooks%2F{path.name})" in first
         assert _addresses(first + second) == {repo}, path.name
-    for path in (REPO / "README.md", REPO / "docs" / "conf.py", REPO / "docs" / "workshop.md"):
+    for path in [REPO / "README.md", REPO / "docs" / "conf.py", *(REPO / "docs").glob("*.md"), *NOTEBOOKS]:
         assert _addresses(path.read_text()) <= {repo}, path
+        assert {m for m in re.findall(r"github\.com/([\w.-]+/spectralkd-tutorial)", path.read_text())} <= {repo}, path
     readme = (REPO / "README.md").read_text()
     assert all(f"colab.research.google.com/github/{repo}/blob/main/notebooks/{p.name})" in readme for p in NOTEBOOKS)
     assert "set-repo OWNER/NAME" in readme
@@ -51,7 +52,7 @@ def test_every_badge_install_cell_and_link_agrees_with_pyproject():
 @pytest.fixture
 def checkout(tmp_path) -> Path:
     root = tmp_path / "fork"
-    for name in ("pyproject.toml", "README.md", "notebooks", "docs/conf.py", "docs/workshop.md"):
+    for name in ("pyproject.toml", "README.md", "notebooks", "docs/conf.py", "docs/workshop.md", "docs/references.md"):
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, target)
@@ -69,9 +70,10 @@ def test_set_repo_rewrites_everything_for_a_fork(checkout, capsys):
                                      checkout / "docs" / "workshop.md", *sorted((checkout / "notebooks").glob("*"))]]
     assert not any(f"github.com/{old}" in t or f"gh/{old}/" in t for t in texts)
     assert "https://github.com/clinc/oos-eval" in guide.read_text()  # links to other repositories stay
-    for path in sorted((checkout / "notebooks").glob("*.ipynb")):  # only the first two cells changed
+    for path in sorted((checkout / "notebooks").glob("*.ipynb")):  # after the first two cells: the address only
         before, after = json.loads((REPO / "notebooks" / path.name).read_text()), json.loads(path.read_text())
-        assert before["cells"][2:] == after["cells"][2:] and before["metadata"] == after["metadata"]
+        moved = json.dumps(before["cells"][2:]).replace(f"github.com/{old}/", "github.com/my-org/skd.fork/")
+        assert moved == json.dumps(after["cells"][2:]) and before["metadata"] == after["metadata"]
         assert _addresses("".join(after["cells"][0]["source"] + after["cells"][1]["source"])) == {"my-org/skd.fork"}
     assert main(["set-repo", "my-org/skd.fork", "--root", str(checkout)]) == 0  # idempotent: nothing rewritten
     assert "rewrote" not in capsys.readouterr().out
@@ -83,8 +85,10 @@ def test_check_repo_finds_a_stale_badge_and_set_repo_refuses_a_bad_name(checkout
     notebook = sorted((checkout / "notebooks").glob("*.ipynb"))[2]
     cells = json.loads(notebook.read_text())
     cells["cells"][1]["source"] = ["print('hi')"]
+    cells["cells"][3]["source"] += ["\n[guide](https://github.com/old-owner/spectralkd-tutorial/blob/main/docs/x.md)"]
     notebook.write_text(json.dumps(cells))
     problems = check_repo(checkout)
+    assert any(notebook.name in p and "old-owner/spectralkd-tutorial" in p for p in problems)
     assert any("README.md" in p and "someone/else" in p for p in problems)
     assert any(notebook.name in p and "install cell" in p for p in problems)
     assert main(["check-repo", "--root", str(checkout)]) == 1

@@ -31,6 +31,7 @@ from spectralkd_tutorial.models import student_from_teacher
 from spectralkd_tutorial.presets import get_preset
 from spectralkd_tutorial.steps import train_teacher
 from spectralkd_tutorial.selection import select_layers
+from spectralkd_tutorial.stats import pair_by_seed, paired_difference
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
 SEEDS = (0, 1)
@@ -161,7 +162,7 @@ def test_results_table_matches_a_recomputation_from_the_runs(grid):
         assert overall == pct([r["test"]["overall_accuracy"] for r in chosen])
         assert retained == pct([r["test"]["in_scope_accuracy"] / teacher_test["in_scope_accuracy"] for r in chosen])
         assert seeds == str(len(SEEDS))
-    verdict = conclusion(summarise(runs, teacher_test, STRATEGIES))
+    verdict = conclusion(summarise(runs, teacher_test, STRATEGIES), runs)
     assert verdict == report.conclusion and verdict in (out / "results.md").read_text()
 
 
@@ -296,12 +297,18 @@ def test_summarise_agrees_with_statistics():
 @pytest.mark.parametrize("spectral, expected", [
     ([0.90, 0.91, 0.92], "beats the best baseline (`uniform`) by 10.00 points"),
     ([0.70, 0.71, 0.72], "does NOT beat the baselines: the best baseline (`uniform`) is ahead of `spectral-ends` by 10.00"),
-    ([0.80, 0.82, 0.84], "are within seed noise: difference +1.00 points"),
+    ([0.80, 0.82, 0.84], "are within seed noise: paired difference +1.00 points"),
+    # a mean gap bigger than either strategy's seed std, yet not consistent seed by seed: paired, no verdict
+    ([0.85, 0.82, 0.85], "are within seed noise: paired difference +3.00 points"),
+    # a gap smaller than the seed std, but the same on every seed: paired, it is real
+    ([0.805, 0.8151, 0.8252], "beats the best baseline (`uniform`) by 0.51 points"),
 ])
 def test_conclusion_follows_the_numbers(spectral, expected):
-    rows = summarise(synthetic_runs({"none": [0.79, 0.80, 0.81], "uniform": [0.80, 0.81, 0.82],
-                                     "spectral-ends": spectral}), TEACHER, ["none", "uniform", "spectral-ends"])
-    text = conclusion(rows)
+    runs = synthetic_runs({"none": [0.79, 0.80, 0.81], "uniform": [0.80, 0.81, 0.82], "spectral-ends": spectral})
+    rows = summarise(runs, TEACHER, ["none", "uniform", "spectral-ends"])
+    text = conclusion(rows, runs)
+    diff = paired_difference(*pair_by_seed(runs, "spectral-ends", "uniform", "in_scope_accuracy"))
+    assert f"95% CI [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]" in text
     assert expected in text
     assert sum(phrase in text for phrase in ("beats the best", "does NOT beat", "within seed noise")) == 1
     best = max(rows, key=lambda r: r["in_scope_accuracy_mean"])
@@ -309,10 +316,10 @@ def test_conclusion_follows_the_numbers(spectral, expected):
 
 
 def test_conclusion_without_out_of_scope_uses_accuracy():
-    rows = summarise(synthetic_runs({"uniform": [0.8, 0.8], "spectral-topk": [0.9, 0.9]}, oos=False),
-                     TEACHER, ["uniform", "spectral-topk"])
+    runs = synthetic_runs({"uniform": [0.8, 0.8], "spectral-topk": [0.9, 0.9]}, oos=False)
+    rows = summarise(runs, TEACHER, ["uniform", "spectral-topk"])
     assert "in_scope_accuracy_mean" not in rows[0]
-    text = conclusion(rows)
+    text = conclusion(rows, runs)
     assert text.startswith("Best mean accuracy: `spectral-topk` (90.00%)") and "beats the best baseline" in text
     table = experiment.markdown_table(rows, TEACHER)
     assert "| spectral-topk | 2,4 | 90.00 ± 0.00 | 85.00 ± 0.00 |" in table

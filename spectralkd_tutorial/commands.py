@@ -91,7 +91,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .steps import load_data
 
     config = single_run_config(resolve_config(args))
-    _setup_threads()
+    _setup_threads(args.threads)
     _check_out(args.out)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"

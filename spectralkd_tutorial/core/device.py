@@ -17,3 +17,31 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device(name)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"device={name!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container's or ``taskset``'s share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int | None = None, processes: int = 1) -> int:
+    """Intra-op threads per process for CPU training: every core but one, shared among the processes.
+
+    The core left free keeps the notebook's kernel, the browser and the rest of the desktop responsive
+    in a workshop; it also matters for speed: a training thread that another program descheduled
+    holds the others up at every synchronisation, so on a 2-core laptop one thread beats two as soon
+    as anything else runs. ``max(1, (cores - 1) // processes)``."""
+    cores = available_cores() if cores is None else cores
+    return max(1, (cores - 1) // max(1, processes))
+
+
+def set_threads(threads: int | None = None, processes: int = 1) -> int:
+    """Set torch's intra-op threads: ``threads``, else ``$OMP_NUM_THREADS`` when set, else
+    ``default_threads``. Returns the number in use (the run record states it)."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()  # torch read it at start-up
+    torch.set_num_threads(threads if threads is not None else default_threads(processes=processes))
+    return torch.get_num_threads()

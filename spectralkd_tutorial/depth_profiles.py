@@ -1,7 +1,7 @@
 """Teachers of different depths (chapter 3, "A deeper model").
 
-``load_profile`` reads a committed ``intensity.json`` (``find_asset`` finds ``assets/`` from
-``notebooks/`` or the repository root), ``plot_depth_profiles`` draws several teachers on
+``load_profile`` reads a committed ``intensity.json`` (``find_asset`` finds it in ``assets/`` or,
+opened alone, in the copy committed with the package), ``plot_depth_profiles`` draws several teachers on
 *normalised depth* ``l / L`` (so a 6-block and a 12-block model share one axis), and
 ``strategy_table`` asks the selection strategies (:func:`spectralkd_tutorial.selection.select_layers`)
 which blocks each profile gives a K-block student; ``StrategyTable.summary`` says, from those
@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from .published import find_asset  # noqa: F401 (re-exported: the chapters import it from here)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile
 
@@ -64,15 +65,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
 DEPTH_STRATEGIES = ("uniform", "last", "first", "spectral-topk", "spectral-ends")
 _SPECTRAL = ("spectral-topk", "spectral-ends")
 _BASELINES = ("last", "uniform")
-
-
-def find_asset(relative: str | os.PathLike, *, roots: Sequence[str | os.PathLike] = ("..", ".")) -> Path | None:
-    """``assets/<relative>`` as seen from ``notebooks/`` (``../assets``) or the repository root, else ``None``."""
-    for root in roots:
-        path = Path(root) / "assets" / relative
-        if path.exists():
-            return path
-    return None
 
 
 def load_profile(path: str | os.PathLike) -> SpectralProfile:

@@ -4,8 +4,11 @@
     python -m spectralkd_tutorial.notebook_tools check notebooks/*.ipynb   # exit 1 if any is dirty
     python -m spectralkd_tutorial.notebook_tools time notebooks/*.ipynb --preset quick --out assets/timings/quick.json
     python -m spectralkd_tutorial.notebook_tools timings-table assets/timings/quick.json
+    python -m spectralkd_tutorial.notebook_tools set-repo OWNER/NAME   # a fork: every badge and install cell
+    python -m spectralkd_tutorial.notebook_tools check-repo            # exit 1 where one disagrees
 
-``time`` and ``timings-table`` measure seconds per chapter (``notebook_timing``).
+``time`` and ``timings-table`` measure seconds per chapter (``notebook_timing``); ``set-repo`` and
+``check-repo`` keep the repository's address in one place (``repository``).
 
 Stripped: every code cell's ``outputs`` and ``execution_count``; cell metadata that records a run
 (``execution`` timings, ``collapsed``/``scrolled`` view state); the notebook's ``metadata.widgets``
@@ -100,10 +103,26 @@ def _clean(command: str, notebooks: Sequence[str]) -> int:
     return status
 
 
+def _repo(args: argparse.Namespace) -> int:
+    from .repository import check_repo, set_repo
+
+    try:
+        if args.command == "set-repo":
+            for path in set_repo(args.root, args.repo):
+                print(f"rewrote {path}")
+        problems = check_repo(args.root)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spectralkd_tutorial.notebook_tools",
-        description="Strip or check notebook outputs and widget state; time the chapters.",
+        description="Strip or check notebook outputs and widget state; time the chapters; set the repository's address.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("strip", "remove outputs and widget state in place"),
@@ -118,9 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default: 1800)")
     table = commands.add_parser("timings-table", help="print the Markdown table of a `time` JSON file")
     table.add_argument("record", help="a JSON file written by `time --out`")
+    setter = commands.add_parser("set-repo", help="write OWNER/NAME into pyproject.toml, every badge and install cell")
+    setter.add_argument("repo", help="the GitHub repository, OWNER/NAME (a fork's)")
+    setter.add_argument("--root", default=".", help="the checkout (default: the working folder)")
+    checker = commands.add_parser("check-repo", help="exit 1 if a badge, install cell or link names another repository")
+    checker.add_argument("--root", default=".", help="the checkout (default: the working folder)")
     args = parser.parse_args(argv)
     if args.command in ("strip", "check"):
         return _clean(args.command, args.notebooks)
+    if args.command in ("set-repo", "check-repo"):
+        return _repo(args)
     from .notebook_timing import time_notebooks, timings_table
 
     if args.command == "timings-table":

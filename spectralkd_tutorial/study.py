@@ -28,12 +28,12 @@ from .experiment import ExperimentReport, run_experiment
 from .io import atomic_copy, atomic_write_text
 from .metrics import headline
 from .offline_models import MPNET_HUB_NAME
+from .published import published as committed_asset
 from .stats import PairedDifference
 from .steps import load_data, train_teacher
 from .study_report import (condition_stats, study_conclusion, study_markdown, study_summary,  # noqa: F401 (re-exported)
                            study_takeaway, training_caveats, training_seconds, write_forest)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
 PUBLISHED_FILES = ("results.json", "study.md", "summary.md", "forest.png")
 # what the comparison does not use, left out of every condition's grid: per-epoch validation (the
@@ -198,7 +198,7 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     with the same settings, its runs are kept and only the seeds it lacks are trained (and its tuning
     is reused), so that seeds can be added to a published condition without retraining the others."""
     start = time.perf_counter()
-    if condition.published and (PROJECT_ROOT / condition.published).exists():
+    if _committed_grid(condition) is not None:
         return published_condition(base, condition, out, start)
     config = teacher_config(base, condition)
     dataset = load_data(config)
@@ -280,13 +280,19 @@ def _merged_teachers(earlier: dict[str, Any], kept: list[dict[str, Any]]) -> lis
              "seconds": earlier.get("teacher_seconds", 0.0)}]
 
 
+def _committed_grid(condition: Condition) -> Path | None:
+    """The committed ``results.json`` named by ``condition.published`` (``assets/...``), read from the
+    package's copy of ``assets/`` (a checkout or an installed wheel); ``None`` when there is none."""
+    return committed_asset(Path(condition.published).relative_to("assets")) if condition.published else None
+
+
 def published_condition(base: RunConfig, condition: Condition, out: Path, start: float) -> ConditionResult:
-    """A condition whose grid is committed (``condition.published``, relative to the project root; a
-    checkout without it runs the condition): its runs are read, checked against the condition's
-    settings, and not trained again."""
+    """A condition whose grid is committed (``condition.published``: ``assets/...`` as in the repository;
+    without it the condition runs): its runs are read, checked against the condition's settings, and
+    not trained again."""
     from .io import read_json
 
-    path = PROJECT_ROOT / condition.published
+    path = _committed_grid(condition)
     grid = read_json(path)
     config = condition_config(base, condition, out / "teachers" / "published", {})
     expected = {"student_layers": config.student.num_layers, "epochs": config.student.train.epochs,

@@ -467,7 +467,8 @@ def test_missing_directory_and_file(no_data_env, tmp_path):
         load_intent_dataset("snips", data_dir=tmp_path)  # auto, no snips folder, no hub copy
 
 
-def test_clinc_full_is_not_on_the_hub(no_data_env):
+def test_clinc_full_is_not_on_the_hub(no_data_env, tmp_path):
+    no_data_env.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path))  # no downloaded copy (tests/test_data_download.py)
     with pytest.raises(ValueError, match="plus"):
         load_intent_dataset("clinc150", variant="full", source="hub")
     with pytest.raises(DataNotAvailableError, match="plus"):

@@ -50,7 +50,11 @@ def test_find_asset_looks_from_notebooks_then_the_root(tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     assert find_asset("mpnet/intensity.json").resolve() == target.resolve()
     assert find_asset("mpnet/missing.json") is None
-    assert find_asset("mpnet/intensity.json", roots=[tmp_path]) is None
+    # nothing under the roots: the copy committed with the package (a chapter opened alone)
+    from spectralkd_tutorial.published import published
+
+    assert find_asset("mpnet/intensity.json", roots=[tmp_path]) == published("mpnet/intensity.json") is not None
+    assert find_asset("mpnet/not-committed.json", roots=[tmp_path]) is None
 
 
 def test_load_profile_round_trips_and_names_a_bad_file(tmp_path):

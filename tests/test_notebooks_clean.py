@@ -19,10 +19,11 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from spectralkd_tutorial.notebook_tools import has_outputs, main, strip_outputs
+from spectralkd_tutorial.repository import read_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-COLAB = "https://colab.research.google.com/github/spectralkd/spectralkd-tutorial/blob/main/notebooks/"
+COLAB = f"https://colab.research.google.com/github/{read_repo(ROOT)}/blob/main/notebooks/"
 
 
 def test_there_are_notebooks():

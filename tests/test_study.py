@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from scipy import stats as scipy_stats
@@ -17,6 +18,7 @@ from spectralkd_tutorial.presets import get_preset
 from spectralkd_tutorial.stats import pair_by_seed
 from spectralkd_tutorial.study import condition_stats, run_study, scarce_training_set, study_conclusion
 
+REPO = Path(__file__).resolve().parents[1]
 FAST = {"teacher.train.epochs": 3, "teacher.train.eval_each_epoch": False, "grid.dynamics_samples": 0,
         "runtime.progress": False, "student.train.batch_size": 32}
 
@@ -146,7 +148,7 @@ def test_the_committed_workshop_grid_is_read_as_c1_not_retrained(tmp_path, monke
     base = get_preset("workshop")
     result = study.run_condition(base, _c1(), tmp_path)
     record = study.condition_record(result)
-    grid = json.loads((study.PROJECT_ROOT / "assets/workshop/results.json").read_text())
+    grid = json.loads((REPO / "assets/workshop/results.json").read_text())
     assert record["source"] == "assets/workshop/results.json" and len(record["runs"]) == len(grid["runs"])
     assert record["teacher_test"] == grid["teacher"]["test"]
     for strategy in ("spectral-topk", "spectral-ends"):
@@ -165,11 +167,11 @@ def test_the_committed_workshop_grid_is_read_as_c1_not_retrained(tmp_path, monke
 def test_a_committed_grid_with_other_settings_is_refused(tmp_path, monkeypatch):
     from spectralkd_tutorial import study
 
-    grid = json.loads((study.PROJECT_ROOT / "assets/workshop/results.json").read_text())
+    grid = json.loads((REPO / "assets/workshop/results.json").read_text())
     grid["fingerprint"]["epochs"] = 2
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "results.json").write_text(json.dumps(grid))
-    monkeypatch.setattr(study, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(study, "committed_asset", lambda relative: tmp_path / "assets" / relative)
     condition = dataclasses.replace(_c1(), published="assets/results.json")
     with pytest.raises(ValueError, match="made with other settings than C1.*epochs"):
         study.run_condition(get_preset("workshop"), condition, tmp_path / "out")
@@ -209,12 +211,10 @@ def test_the_summary_has_one_row_per_condition_with_its_paired_difference(toy_st
 
 def test_the_readme_shows_the_committed_study_summary():
     """The README's study table is the one `spectralkd study --publish assets/study` wrote."""
-    from spectralkd_tutorial.study import PROJECT_ROOT
-
-    summary = PROJECT_ROOT / "assets" / "study" / "summary.md"
+    summary = REPO / "assets" / "study" / "summary.md"
     if not summary.exists():
         pytest.skip("assets/study/summary.md is not committed yet")
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     rows = [line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith("| C")]
     assert rows and all(row in readme for row in rows), "copy assets/study/summary.md's table into the README"
 

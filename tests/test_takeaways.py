@@ -43,7 +43,11 @@ def test_committed_results_reads_assets_and_says_none_when_missing(from_root, tm
     grid = committed_results(WORKSHOP_RESULTS)
     assert grid is not None and grid["preset"] == "workshop"
     assert committed_results("workshop/no-such-file.json") is None
-    monkeypatch.chdir(tmp_path)  # neither ./assets nor ../assets here
+    monkeypatch.chdir(tmp_path)  # neither ./assets nor ../assets here: the copy committed with the package
+    assert committed_results(WORKSHOP_RESULTS) == grid
+    from spectralkd_tutorial import published
+
+    monkeypatch.setattr(published, "published_root", lambda: tmp_path / "empty")  # an installation without it
     assert committed_results(WORKSHOP_RESULTS) is None
 
 

@@ -18,7 +18,8 @@ from .common import (
 )
 from .embedded import embedded_intents
 from .files import read_file
-from .hub import _load_from_hub_checked, load_hub_raw
+from .download import fetch_clinc150_full, has_clinc150_full
+from .hub import _env_offline, _load_from_hub_checked, load_hub_raw
 from .hwu64 import _load_hwu64_local
 from .snips import _load_snips_local
 from .spec import ALIASES as _ALIASES
@@ -121,6 +122,11 @@ def _load_named_from_hub(
             )
         raise DataNotAvailableError(_missing_message(key, root, None))
     if key == "clinc150" and variant == "full":
+        if source == "auto" and root is None and (has_clinc150_full() or not _env_offline()):
+            # no data directory (Colab): the upstream release's file, downloaded once into the cache
+            dataset = _load_clinc150_local(fetch_clinc150_full(), "full")
+            dataset.notes = "Upstream data_full.json (clinc/oos-eval), cached by fetch_clinc150_full. " + dataset.notes
+            return dataset
         msg = (
             "clinc150 variant 'full' is not on the Hugging Face hub (clinc/clinc_oos has the configs "
             "small, imbalanced and plus). Use variant='plus' (same in-scope data, 250 instead of 100 "

@@ -162,6 +162,7 @@ def _add_distillation_options(parser: argparse.ArgumentParser, *, grid: bool) ->
 def resolve_config(args: argparse.Namespace):
     """The run config of this command line, validated (a bad value is a ``UsageError``)."""
     from .config import load_config
+    from .core.device import check_available
     from .presets import get_preset
 
     overrides = _flag_overrides(args)
@@ -170,6 +171,7 @@ def resolve_config(args: argparse.Namespace):
         if getattr(args, "config", None):
             config = load_config(args.config, base=get_preset(args.preset) if args.preset else None)
         config = config.replace(**overrides) if overrides else config
+        check_available(config.runtime.device)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(_name_the_flag(str(error), args)) from error
     if getattr(args, "no_progress", False):
@@ -204,9 +206,29 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if values.get("seed") is not None:
         values = {**values, "seeds": [values["seed"]]}
     overrides = {key: values[flag] for flag, key in table.items() if values.get(flag) is not None}
+    overrides.update(_separate_files(values))
     if values.get("dataset") is not None and values.get("data_dir") is None and not _is_named_set(values["dataset"]):
         overrides["data.data_dir"] = None
     return overrides
+
+
+def _separate_files(values: dict[str, Any]) -> dict[str, Any]:
+    """``--train-file A --test-file B`` (no ``--data``): the training file becomes the data spec, in place of
+    the preset's named set; a named set together with the user's files is refused."""
+    given = [f"--{flag.replace('_', '-')}" for flag in ("train_file", "validation_file", "test_file") if values.get(flag)]
+    if not given:
+        return {}
+    if values.get("dataset") is not None:
+        if _is_named_set(values["dataset"]) or str(values["dataset"]).startswith("hf:"):
+            raise UsageError(f"{'/'.join(given)} name your own files, but --data {values['dataset']} is a named set; "
+                             "give one of them (your files: --train-file A.csv --test-file B.csv)")
+        return {}
+    if not values.get("train_file"):
+        raise UsageError(f"{'/'.join(given)} need --train-file too (e.g. --train-file train.csv --test-file test.csv)")
+    if not values.get("test_file"):
+        raise UsageError(f"--train-file {values['train_file']} needs --test-file (--validation-file is optional); "
+                         f"to split one file into train/validation/test, give it as --data {values['train_file']}")
+    return {"data.dataset": values["train_file"], "data.train_file": None, "data.data_dir": None}
 
 
 def _is_named_set(spec: str) -> bool:

@@ -109,6 +109,8 @@ def assemble_dataset(
         parts.append(f"validation {validation_fraction:g}")
     else:
         validation = _indexed(raw["validation"], index)
+    _check_not_empty(raw["train"].source, {"train": train, "validation": validation, "test": test}, n_rows,
+                     len(label_names), parts)
     notes = origin
     if parts:
         notes += (
@@ -128,6 +130,21 @@ def assemble_dataset(
         source=source,
         notes=notes.strip(),
     )
+
+
+def _check_not_empty(source: str, splits: dict[str, IntentSplit], n_rows: int, n_labels: int,
+                     carved: list[str]) -> None:
+    """Every split needs examples (an empty validation split would only fail deep inside training)."""
+    empty = [name for name, split in splits.items() if len(split) == 0]
+    if not empty:
+        return
+    if carved:
+        raise DataError(
+            f"{source}: too small to carve a {' and '.join(empty)} split: {n_rows} rows over {n_labels} labels "
+            "leave it empty; give at least 3 rows of some label (better 10+ per label), or pass the splits "
+            "yourself with --train-file/--validation-file/--test-file"
+        )
+    raise DataError(f"{source}: the {' and '.join(empty)} split is empty; give a file with examples")
 
 
 def label_name_of(value: str | int) -> str:

@@ -270,11 +270,26 @@ def _check_out(out: str | os.PathLike) -> None:
     check_writable_directory(out)
 
 
+def _check_publish(target: str | os.PathLike | None) -> None:
+    """A ``--publish`` folder that can never receive the results stops before the work, not after it."""
+    if target is None:
+        return
+    path = Path(target)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == path else f"cannot be created: {folder} is a file"
+                raise UsageError(f"--publish {path} {what}, not a directory; name a directory to copy the results "
+                                 "into (e.g. assets/workshop)")
+            return
+
+
 def _run_resolved(args: argparse.Namespace, run: Any) -> Any:
-    """Resolve the config, check --out, ``run(config)``, then record the config beside the results."""
+    """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the results."""
     config = resolve_config(args)
     _setup_threads()
     _check_out(args.out)
+    _check_publish(getattr(args, "publish", None))
     result = run(config)
     _write_config(config, args.out)
     return result
@@ -327,6 +342,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     _setup_threads()
     _check_out(args.out)
+    _check_publish(args.publish)
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
     teacher = train_teacher(config, args.out, dataset=dataset, overwrite=args.overwrite)

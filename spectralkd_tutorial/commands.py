@@ -139,11 +139,13 @@ def read_texts(texts: list[str], file: str | None) -> list[str]:
 
 def _load(args: argparse.Namespace):
     from .core.device import resolve_device
-    from .models import load_model_dir
+    from .models import check_max_length, load_model_dir
 
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):
         raise UsageError("--batch-size must be >= 1 and --max-length >= 2")
     model, tokenizer = load_model_dir(args.model)
+    if args.max_length is not None:
+        check_max_length(model, args.max_length, str(args.model))
     return model.to(resolve_device(args.device)), tokenizer
 
 
@@ -167,6 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import _check_out, _write_config, resolve_config
     from .inference import evaluate_saved, saved_max_length
     from .io import atomic_write_json
+    from .models import check_max_length
     from .steps import load_data
 
     if not (args.dataset or args.train_file or args.config):
@@ -179,6 +182,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = _load(args)
     length = config.data.max_length if (args.max_length or args.config) else saved_max_length(
         model, tokenizer, default=config.data.max_length)
+    check_max_length(model, length, str(args.model))
     metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,
                              name=str(args.model))
     print(f"{args.model} on {dataset.name} {args.split} ({metrics['n']} utterances, {length} tokens per utterance):")

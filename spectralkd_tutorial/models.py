@@ -165,6 +165,31 @@ def load_classifier(
     return model, tokenizer
 
 
+# families whose position ids start after the padding index (RoBERTa's ``padding_idx + 1`` offset)
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "longformer", "ernie_m")
+
+
+def max_tokens(model: nn.Module) -> int | None:
+    """The most tokens per text ``model`` can read (its position embeddings), or ``None`` if it does not say."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool):
+        return None
+    if getattr(config, "model_type", None) in OFFSET_POSITIONS:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions if positions > 0 else None
+
+
+def check_max_length(model: nn.Module, max_length: int, name: str | None = None) -> None:
+    """``ValueError`` before any work when ``max_length`` is more tokens than ``model`` has positions for
+    (else a long text fails deep inside the forward pass with an index error)."""
+    limit = max_tokens(model)
+    if limit is not None and max_length > limit:
+        name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
+        raise ValueError(f"max_length={max_length} is more tokens than model {name} can read ({limit} "
+                         f"positions); give --max-length {limit} or less (data.max_length in a config)")
+
+
 def model_directory(path: str | os.PathLike) -> Path:
     """The ``save_pretrained`` directory at ``path`` or ``path/model`` (a run directory), checked."""
     root = Path(path).expanduser()

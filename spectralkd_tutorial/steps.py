@@ -31,8 +31,8 @@ from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache, prepare_cache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
-from .models import (fetch_model_dir, load_classifier, load_model_dir, model_directory, num_blocks,
-                     student_from_config, student_from_teacher)
+from .models import (check_max_length, fetch_model_dir, load_classifier, load_model_dir, model_directory,
+                     num_blocks, student_from_config, student_from_teacher)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
 
@@ -145,6 +145,7 @@ def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> Teacher
     folder = fetch_model_dir(config.teacher.finetuned)
     model, tokenizer = load_model_dir(folder)
     check_label_count(model, dataset, str(config.teacher.finetuned))
+    check_max_length(model, config.data.max_length, str(config.teacher.finetuned))
     model.to(resolve_device(config.runtime.device))
     kwargs = dict(max_length=config.data.max_length)
     metrics = {"validation": evaluate(model, tokenizer, dataset, "validation", **kwargs),
@@ -166,6 +167,7 @@ def check_label_count(model: nn.Module, dataset: IntentDataset, name: str) -> No
 def profile(model: nn.Module, tokenizer, texts: Sequence[str], *, batch_size: int = 64, max_length: int = 64,
             model_name: str | None = None, progress: bool = True, **metadata: Any) -> SpectralProfile:
     """Spectral profile of every layer of ``model`` over ``texts`` (padding excluded)."""
+    check_max_length(model, max_length, model_name)
     model.to(resolve_device("auto"))
     batches = text_batches(tokenizer, texts, batch_size=batch_size, max_length=max_length)
     return profile_model(model, batches, model_name=model_name, progress=progress, **metadata)

@@ -263,10 +263,28 @@ def _write_config(config, out: str | os.PathLike) -> Path:
     return atomic_write_text(Path(out) / "config.toml", to_toml(config))
 
 
-def _check_out(out: str | os.PathLike) -> None:
-    """An unusable --out stops before any expensive work."""
-    from .core.run_store import check_writable_directory
+def _check_out(out: str | os.PathLike, kind: str | None = None, *, overwrite: bool = False) -> None:
+    """An unusable --out stops before any expensive work: a folder inside a saved model, or (for a
+    command that writes a run of ``kind``) the run directory of another command, unless ``overwrite``."""
+    from .core.run_store import RUN_FILE, _a, check_writable_directory
 
+    path = Path(out)
+    for folder in (path, *path.resolve().parents):
+        if (folder / "config.json").is_file() and (any(folder.glob("*.safetensors"))
+                                                   or (folder / "pytorch_model.bin").is_file()):
+            where = "is" if folder == path else f"is inside {folder}, which is"
+            raise UsageError(f"--out {path} {where} a saved model (config.json and weights); write the run "
+                             "elsewhere: choose an --out outside the model folder")
+    record = path / RUN_FILE
+    if kind is not None and record.is_file() and not overwrite:
+        try:
+            other = json.loads(record.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            other = None
+        if other not in (None, kind):
+            hint = f"; to distill from that teacher, give --teacher {path}" if other == "teacher" else ""
+            raise UsageError(f"--out {path} holds {_a(other)} run ({record}), not {_a(kind)} run; choose another "
+                             f"--out{hint}")
     check_writable_directory(out)
 
 
@@ -284,11 +302,11 @@ def _check_publish(target: str | os.PathLike | None) -> None:
             return
 
 
-def _run_resolved(args: argparse.Namespace, run: Any) -> Any:
+def _run_resolved(args: argparse.Namespace, run: Any, kind: str) -> Any:
     """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the results."""
     config = resolve_config(args)
     _setup_threads()
-    _check_out(args.out)
+    _check_out(args.out, kind, overwrite=args.overwrite)
     _check_publish(getattr(args, "publish", None))
     result = run(config)
     _write_config(config, args.out)
@@ -341,7 +359,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads()
-    _check_out(args.out)
+    _check_out(args.out, "teacher", overwrite=args.overwrite)
     _check_publish(args.publish)
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
@@ -368,7 +386,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .experiment import PUBLISHED_FILES, run_experiment
 
     report = _run_resolved(args, lambda config: run_experiment(config, args.out, overwrite=args.overwrite,
-                                                               keep_checkpoints=args.keep_checkpoints))
+                                                               keep_checkpoints=args.keep_checkpoints), "experiment")
     print(report.table_markdown)
     print(report.conclusion)
     print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")
@@ -390,7 +408,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     record = _run_resolved(args, lambda config: run_study(config, args.out, conditions=args.conditions,
                                                           overwrite=args.overwrite, report_only=args.report_only,
-                                                          keep_from=args.publish))
+                                                          keep_from=args.publish), "study")
     print((Path(args.out) / "study.md").read_text())
     if args.publish:
         names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]
@@ -404,6 +422,7 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads()
+    _check_out(args.out, "end-to-end", overwrite=args.overwrite)
     summary = run_end_to_end(config, args.out, overwrite=args.overwrite)
     print(summary["model_card_markdown"])
     return 0

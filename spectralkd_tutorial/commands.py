@@ -92,7 +92,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     config = single_run_config(resolve_config(args))
     _setup_threads()
-    _check_out(args.out)
+    _check_out(args.out, "distill", overwrite=args.overwrite)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"
     print(f"distill: teacher {teacher} -> student {config.student.model}, strategy {config.grid.strategies[0]}, "
@@ -125,7 +125,10 @@ def _lines(stream: Iterable[str]) -> list[str]:
 def read_texts(texts: list[str], file: str | None) -> list[str]:
     """The positional texts ("-": stdin's lines) then ``file``'s lines ("-": stdin)."""
     collected: list[str] = []
-    for text in texts:
+    for number, text in enumerate(texts, start=1):
+        if text != "-" and not text.strip():
+            raise UsageError(f"text {number} of the arguments is empty; an empty text has no words to classify "
+                             "(the model would still name a label): remove it or give the text")
         collected += _lines(sys.stdin) if text == "-" else [text]
     if file == "-":
         collected += _lines(sys.stdin)

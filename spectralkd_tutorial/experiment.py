@@ -34,8 +34,8 @@ from .metrics import headline
 from .models import count_parameters, num_blocks
 from .selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
 from .spectral import SpectralProfile
-from .steps import (TeacherResult, build_student, build_teacher_cache, data_settings, distil_student, load_data,
-                    profile_with_config, train_teacher, write_profile)
+from .steps import (TeacherResult, build_student, build_teacher_cache, check_student, data_settings, distil_student,
+                    load_data, profile_with_config, train_teacher, write_profile)
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")
 PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png", "mappings.png",
@@ -154,6 +154,7 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
     """Run (or resume) the grid ``config.grid``; writes results.json, results.md and plots into ``out_dir``."""
     start = time.perf_counter()
     out = Path(out_dir)
+    check_student(config)
     dataset = dataset or load_data(config)
     teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
     with RunStore(out, kind="experiment", settings=grid_settings(config, teacher.fingerprint),

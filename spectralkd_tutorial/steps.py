@@ -31,8 +31,10 @@ from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache, prepare_cache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
-from .models import (check_max_length, fetch_model_dir, load_classifier, load_model_dir, model_directory,
-                     num_blocks, student_from_config, student_from_teacher)
+from .errors import UsageError
+from .models import (TINY_NAMES, check_max_length, fetch_model_dir, load_classifier, load_model_dir,
+                     model_blocks, model_directory, num_blocks, resolve_model_source, student_from_config,
+                     student_from_teacher)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
 
@@ -225,6 +227,26 @@ class StudentResult:
     @property
     def test(self) -> dict[str, float]:
         return self.metrics["test"]
+
+
+def check_student(config: RunConfig) -> None:
+    """What can be checked about the student before the teacher is fine-tuned (minutes to hours):
+    ``layers:K`` needs K <= the teacher's blocks; a pretrained student must be reachable."""
+    student = config.student
+    if student.copied_layers is not None:
+        teacher = config.teacher.finetuned or config.teacher.model
+        try:
+            blocks = model_blocks(teacher)
+        except (OSError, ValueError):
+            return  # loading the teacher names that problem itself
+        if blocks is not None and student.copied_layers > blocks:
+            raise UsageError(f"student.model={student.model!r} copies {student.copied_layers} blocks, but the "
+                             f"teacher {teacher} has {blocks}; give --student layers:K with K <= {blocks}")
+    elif student.random_shape is None and student.model not in TINY_NAMES:
+        try:
+            resolve_model_source(student.model)
+        except FileNotFoundError as error:
+            raise UsageError(f"student.model: {error}") from None
 
 
 def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None

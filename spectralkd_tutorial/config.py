@@ -187,7 +187,7 @@ class GridConfig(Validated):
 @dataclass
 class RuntimeConfig(Validated):
     """Where and how a run executes; none of it changes what a run computes beyond rounding (only
-    ``mixed_precision`` is part of a run directory's fingerprint)."""
+    ``mixed_precision`` and a grid's ``teacher_cache_dtype`` are part of a run directory's fingerprint)."""
 
     device: str = "auto"  # one process: auto | cpu | cuda | cuda:N (a launcher places each process itself)
     mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the GPU has it, else fp16)

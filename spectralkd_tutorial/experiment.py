@@ -19,6 +19,7 @@ import copy
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,7 +103,11 @@ def conclusion(rows: Sequence[dict[str, Any]]) -> str:
     best_other = max(others, key=lambda r: r[key])
     gap = best_spectral[key] - best_other[key]
     noise = max(best_spectral[std_key], best_other[std_key])
-    if gap > noise and gap > 0:
+    if min(best_spectral["seeds"], best_other["seeds"]) < 2:
+        verdict = (f"One seed cannot tell whether spectral selection (`{best_spectral['strategy']}`) beats the best "
+                   f"baseline (`{best_other['strategy']}`): difference {100 * gap:+.2f} points, but with a single "
+                   "seed the seed-to-seed noise is unknown. Run at least 3 seeds (e.g. --seeds 0 1 2) to decide.")
+    elif gap > noise and gap > 0:
         verdict = (f"Spectral selection (`{best_spectral['strategy']}`) beats the best baseline "
                    f"(`{best_other['strategy']}`) by {100 * gap:.2f} points, more than the seed std ({100 * noise:.2f}).")
     elif gap < -noise:
@@ -143,10 +148,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], teacher_metrics: dict[str, fl
 
 
 def grid_settings(config: RunConfig, teacher_fingerprint: str) -> dict[str, Any]:
-    """What every run of a grid shares; strategies and seeds are what varies (not fingerprinted)."""
-    return {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
-            "loss": asdict(config.loss), "dynamics_samples": config.grid.dynamics_samples,
-            "mixed_precision": config.runtime.mixed_precision}
+    """What every run of a grid shares; strategies and seeds are what varies (not fingerprinted). The
+    teacher cache's precision rounds the teacher's states the students learn from: a dtype other than
+    the default float16 is part of the fingerprint (float16 is left out, so older runs keep theirs)."""
+    settings = {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
+                "loss": asdict(config.loss), "dynamics_samples": config.grid.dynamics_samples,
+                "mixed_precision": config.runtime.mixed_precision}
+    if config.runtime.teacher_cache != "off" and config.runtime.teacher_cache_dtype != "float16":
+        settings["teacher_cache_dtype"] = config.runtime.teacher_cache_dtype
+    return settings
 
 
 def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
@@ -186,6 +196,40 @@ def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentData
     return profile
 
 
+def previous_runs(store: RunStore) -> list[dict[str, Any]]:
+    """The finished runs of earlier calls: ``results.json``'s list or, when that file is truncated or
+    corrupt, the runs rebuilt from their own directories (``runs/*/metrics.json``), so none is lost."""
+    if not store.exists("results.json"):
+        return []
+    try:
+        return list(store.read_json("results.json").get("runs", []))
+    except (ValueError, AttributeError):
+        runs = runs_on_disk(store)
+        print(f"note: {store.path('results.json')} is truncated or not valid JSON; rebuilt it from the {len(runs)} "
+              f"finished run(s) under {store.path('runs')}", file=sys.stderr, flush=True)
+        return runs
+
+
+def runs_on_disk(store: RunStore) -> list[dict[str, Any]]:
+    """The grid's finished runs as recorded in their directories (those of this grid's fingerprint)."""
+    from .io import read_json
+
+    runs = []
+    for folder in sorted(store.path("runs").glob("*-seed*")):
+        try:
+            settings, metrics = read_json(folder / "run.json")["settings"], read_json(folder / "metrics.json")
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            continue  # unfinished, or not this tool's: trained again
+        if settings.get("grid") != store.fingerprint:
+            continue
+        pairs = [list(p) for p in settings["pairs"]]
+        runs.append({"strategy": folder.name.rsplit("-seed", 1)[0], "seed": settings["seed"],
+                     "mapping": {"pairs": pairs, "teacher_layers": [t for _, t in pairs]},
+                     "test": metrics["metrics"]["test"], "validation": metrics["metrics"]["validation"],
+                     "history": metrics["history"], "dynamics": metrics["dynamics"], "seconds": metrics["seconds"]})
+    return runs
+
+
 class Grid:
     """The strategies x seeds of one call, sharing one initial student and one teacher cache."""
 
@@ -197,8 +241,7 @@ class Grid:
         self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities)
         self.k = config.student.num_layers
         self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
-        previous = store.read_json("results.json") if store.exists("results.json") else {}
-        self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
+        self.runs: list[dict[str, Any]] = previous_runs(store)
         self.cache: TeacherCache | None = None
         self.cache_ready = False
 

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import TEACHER_CACHE_BUDGET_DEFAULT
 from .errors import SpectralKDError, UsageError
 from .presets import PRESETS
 
@@ -105,7 +106,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
     parser.add_argument("--teacher-cache-dtype", choices=["float16", "bfloat16", "float32"], default=None,
                         help="precision the teacher cache stores hidden states in (default: float16)")
     parser.add_argument("--teacher-cache-budget", type=_finite(float), default=None, metavar="GB",
-                        help="largest teacher cache; above it the teacher runs online (default: half the free RAM)")
+                        help="largest teacher cache; above it the teacher runs online (default: "
+                             f"{TEACHER_CACHE_BUDGET_DEFAULT})")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:

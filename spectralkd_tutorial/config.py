@@ -30,6 +30,9 @@ MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
 REPORT_TO = ("none", "tensorboard")
 TEACHER_CACHE = ("auto", "memory", "disk", "off")
 TEACHER_CACHE_DTYPES = ("float16", "bfloat16", "float32")
+# the one description of the default teacher-cache budget (--help, README and core.teacher_cache.cache_budget)
+TEACHER_CACHE_BUDGET_DEFAULT = ("the free disk space under --out less 1 GB for the disk cache (the default), or half "
+                                "the available RAM for --teacher-cache memory")
 MAX_LEARNING_RATE = 1e30  # Adam's first step is 10x the rate: far above this it exceeds float32 (raw overflow)
 
 
@@ -195,7 +198,7 @@ class RuntimeConfig(Validated):
     report_to: str = "none"  # none | tensorboard (accelerate's trackers, in <run>/tensorboard)
     teacher_cache: str = "auto"  # auto (disk under the run directory, else memory) | memory | disk | off (online)
     teacher_cache_dtype: str = "float16"  # float16 | bfloat16 | float32
-    teacher_cache_budget: float | None = None  # GB; None: half the available RAM (memory) / the free disk (disk)
+    teacher_cache_budget: float | None = None  # GB; None: TEACHER_CACHE_BUDGET_DEFAULT
 
     def validate(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:

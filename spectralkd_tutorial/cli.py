@@ -304,14 +304,15 @@ def _check_publish(target: str | os.PathLike | None) -> None:
             return
 
 
-def _run_resolved(args: argparse.Namespace, run: Any, kind: str) -> Any:
-    """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the results."""
+def _run_resolved(args: argparse.Namespace, run: Any, kind: str, recorded: Any = None) -> Any:
+    """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the
+    results (``recorded(config, out)``: the config to record, when the directory holds more than this call's)."""
     config = resolve_config(args)
     _setup_threads()
     _check_out(args.out, kind, overwrite=args.overwrite)
     _check_publish(getattr(args, "publish", None))
     result = run(config)
-    _write_config(config, args.out)
+    _write_config(recorded(config, args.out) if recorded else config, args.out)
     return result
 
 
@@ -385,10 +386,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """The ablation grid: strategies x seeds, table and plots (resumable)."""
-    from .experiment import PUBLISHED_FILES, run_experiment
+    from .experiment import PUBLISHED_FILES, recorded_config, run_experiment
 
     report = _run_resolved(args, lambda config: run_experiment(config, args.out, overwrite=args.overwrite,
-                                                               keep_checkpoints=args.keep_checkpoints), "experiment")
+                                                               keep_checkpoints=args.keep_checkpoints), "experiment",
+                           recorded_config)
     print(report.table_markdown)
     print(report.conclusion)
     print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")

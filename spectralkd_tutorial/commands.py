@@ -88,11 +88,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .cli import _check_out, _setup_threads, resolve_config
     from .distill import distill, single_run_config
     from .model_card import format_bytes
-    from .steps import load_data
+    from .steps import check_student, load_data
 
     config = single_run_config(resolve_config(args))
     _setup_threads()
     _check_out(args.out, "distill", overwrite=args.overwrite)
+    check_student(config)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"
     print(f"distill: teacher {teacher} -> student {config.student.model}, strategy {config.grid.strategies[0]}, "

@@ -183,6 +183,20 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
     return ExperimentReport(selected, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
 
 
+def recorded_config(config: RunConfig, out_dir: str | os.PathLike) -> RunConfig:
+    """The config to write beside a grid: this call's, with the strategies and seeds of every run that
+    ``results.json`` holds (earlier calls' too), so that ``--config OUT/config.toml`` covers them all."""
+    from .io import read_json
+
+    try:
+        runs = read_json(Path(out_dir) / "results.json").get("runs", [])
+        strategies = list(dict.fromkeys([*(r["strategy"] for r in runs), *config.grid.strategies]))
+        seeds = sorted({*(int(r["seed"]) for r in runs), *config.grid.seeds})
+    except (FileNotFoundError, ValueError, AttributeError, KeyError, TypeError):
+        return config
+    return config.replace(**{"grid.strategies": strategies, "grid.seeds": seeds})
+
+
 def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset,
                     config: RunConfig) -> SpectralProfile:
     """The teacher's profile, reused only if derived from this very teacher and analysis settings."""

@@ -31,6 +31,7 @@ from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache, prepare_cache
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
+from .data.assemble import require_every_split
 from .errors import UsageError
 from .models import (TINY_NAMES, check_max_length, fetch_model_dir, load_classifier, load_model_dir,
                      model_blocks, model_directory, num_blocks, resolve_model_source, student_from_config,
@@ -55,7 +56,7 @@ def load_data(config: RunConfig | DataConfig) -> IntentDataset:
                            split_seed=data.split_seed)
     if data.train_limit or data.eval_limit:
         dataset = dataset.subset(train=data.train_limit, validation=data.eval_limit, test=data.eval_limit)
-    return dataset
+    return require_every_split(dataset)
 
 
 def data_settings(data: DataConfig) -> dict[str, Any]:

@@ -157,10 +157,13 @@ def test_publish_pointing_at_a_file_stops_before_any_work(tmp_path, capsys, no_w
 ])
 def test_the_student_is_checked_before_the_teacher_is_fine_tuned(tmp_path, capsys, monkeypatch, command, student,
                                                                  message):
+    import spectralkd_tutorial.distill as distill
+    import spectralkd_tutorial.experiment as experiment
     import spectralkd_tutorial.steps as steps
 
-    monkeypatch.setattr(steps, "load_data", lambda *a, **k: pytest.fail("data loaded before the student was checked"))
-    monkeypatch.setattr(steps, "train_teacher", lambda *a, **k: pytest.fail("teacher fine-tuned first"))
+    for module in (steps, distill, experiment):
+        monkeypatch.setattr(module, "load_data", lambda *a, **k: pytest.fail("data loaded before the student was checked"))
+        monkeypatch.setattr(module, "train_teacher", lambda *a, **k: pytest.fail("teacher fine-tuned first"))
     code, err = run_cli(capsys, command, *QUICK, "--student", student, "--out", str(tmp_path / "out"))
     one_line_error(code, err, command)
     assert message in err
@@ -202,13 +205,15 @@ def test_an_empty_text_to_predict_is_refused(tmp_path, capsys, tiny_model):
 # ---------------------------------------------------------------------------------------------
 
 def test_data_too_small_for_a_validation_split_names_the_file_and_the_fix(tmp_path, capsys, no_training):
-    from spectralkd_tutorial.data import DataError, load_dataset
+    from spectralkd_tutorial.config import DataConfig
+    from spectralkd_tutorial.data import DataError
+    from spectralkd_tutorial.steps import load_data
 
     path = write_csv(tmp_path / "tiny.csv", [("wake me up", "alarm"), ("set an alarm", "alarm"),
                                              ("my balance", "balance"), ("how much money", "balance")])
-    with pytest.raises(DataError, match=re.escape(f"{path}: too small to carve a validation split: 4 rows over "
-                                                  "2 labels leave it empty; give at least 3 rows")):
-        load_dataset(str(path))
+    with pytest.raises(DataError, match=re.escape(f"data train={path} is too small to carve a validation split (train 2, "
+                                                  "validation 0, test 2 rows over 2 labels); give at least 3 rows")):
+        load_data(DataConfig(dataset=str(path)))
     code, err = run_cli(capsys, "teacher", *QUICK, "--data", str(path), "--out", str(tmp_path / "out"))
     one_line_error(code, err, "teacher")
     assert "--train-file/--validation-file/--test-file" in err

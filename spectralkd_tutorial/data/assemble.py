@@ -109,8 +109,6 @@ def assemble_dataset(
         parts.append(f"validation {validation_fraction:g}")
     else:
         validation = _indexed(raw["validation"], index)
-    _check_not_empty(raw["train"].source, {"train": train, "validation": validation, "test": test}, n_rows,
-                     len(label_names), parts)
     notes = origin
     if parts:
         notes += (
@@ -132,19 +130,18 @@ def assemble_dataset(
     )
 
 
-def _check_not_empty(source: str, splits: dict[str, IntentSplit], n_rows: int, n_labels: int,
-                     carved: list[str]) -> None:
-    """Every split needs examples (an empty validation split would only fail deep inside training)."""
-    empty = [name for name, split in splits.items() if len(split) == 0]
-    if not empty:
-        return
-    if carved:
+def require_every_split(dataset: IntentDataset) -> IntentDataset:
+    """``dataset`` if train, validation and test all hold examples; else a :class:`DataError` naming the
+    source and the fix (an empty split would only fail deep inside training or evaluation)."""
+    empty = [name for name, split in dataset.splits.items() if len(split) == 0]
+    if empty:
+        sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.splits.items())
         raise DataError(
-            f"{source}: too small to carve a {' and '.join(empty)} split: {n_rows} rows over {n_labels} labels "
-            "leave it empty; give at least 3 rows of some label (better 10+ per label), or pass the splits "
-            "yourself with --train-file/--validation-file/--test-file"
+            f"data {dataset.source} is too small to carve a {' and '.join(empty)} split ({sizes} rows over "
+            f"{dataset.num_labels} labels); give at least 3 rows of some label (better 10+ per label), or pass the "
+            "splits yourself with --train-file/--validation-file/--test-file"
         )
-    raise DataError(f"{source}: the {' and '.join(empty)} split is empty; give a file with examples")
+    return dataset
 
 
 def label_name_of(value: str | int) -> str:

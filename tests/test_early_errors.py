@@ -3,8 +3,8 @@ input and the fix, before any expensive work; and the quieter faults of the same
 lock, a truncated results.json, a one-seed verdict, settings missing from a fingerprint or a
 recorded config) are handled instead of misleading.
 
-Only ``cli.main`` is imported at module level, so each test runs (and fails) on its own against
-older code.
+Each test imports what it needs itself (only ``cli.main`` at the top), so that every one of them
+can be run, and seen to fail, on its own against the code before the fix.
 """
 
 from __future__ import annotations
@@ -25,22 +25,29 @@ QUICK = ["--preset", "quick", "--no-progress"]
 
 
 @pytest.fixture(autouse=True)
-def env(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "early-errors-cache"))
+def offline_cache(tmp_path_factory, monkeypatch):
+    """Offline, with this module's own cache of tiny checkpoints."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "early-errors-cache"))
+
+
+def forbid(monkeypatch, modules, names, message: str) -> None:
+    """Replace each of ``names`` in each of ``modules`` (where it exists) by a call that fails the test."""
+    for module in modules:
+        for name in names:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail(message))
 
 
 @pytest.fixture
 def no_work(monkeypatch):
-    """Fail the test if a command gets as far as loading data or running the grid."""
+    """Fail the test if a command gets as far as loading data, fine-tuning a teacher or running a grid."""
+    import spectralkd_tutorial.distill as distill
     import spectralkd_tutorial.experiment as experiment
     import spectralkd_tutorial.steps as steps
 
-    def expensive(*args, **kwargs):
-        raise AssertionError("expensive work started before the argument was checked")
-
-    monkeypatch.setattr(steps, "load_data", expensive)
-    monkeypatch.setattr(experiment, "run_experiment", expensive)
+    forbid(monkeypatch, (steps, distill, experiment), ("load_data", "train_teacher", "run_experiment"),
+           "expensive work started before the argument was checked")
 
 
 @pytest.fixture
@@ -48,18 +55,19 @@ def no_training(monkeypatch):
     """Fail the test if a training step runs."""
     from spectralkd_tutorial.core import training
 
-    monkeypatch.setattr(training, "train_step", lambda loop: pytest.fail("training started"))
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    return code, capsys.readouterr().err
+    forbid(monkeypatch, (training,), ("train_step",), "training started")
 
 
 def one_line_error(code: int, err: str, command: str) -> None:
+    """Exit code 2 and one line, ``spectralkd COMMAND: error: ...``."""
     assert code == 2, err
     assert err.startswith(f"spectralkd {command}: error: ") and err.count("\n") == 1, err
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    """``main(argv)`` in this process: its exit code and what it wrote to stderr."""
+    capsys.readouterr()
+    return main(list(argv)), capsys.readouterr().err
 
 
 def write_csv(path: Path, rows, header=("text", "label")) -> Path:
@@ -161,9 +169,8 @@ def test_the_student_is_checked_before_the_teacher_is_fine_tuned(tmp_path, capsy
     import spectralkd_tutorial.experiment as experiment
     import spectralkd_tutorial.steps as steps
 
-    for module in (steps, distill, experiment):
-        monkeypatch.setattr(module, "load_data", lambda *a, **k: pytest.fail("data loaded before the student was checked"))
-        monkeypatch.setattr(module, "train_teacher", lambda *a, **k: pytest.fail("teacher fine-tuned first"))
+    forbid(monkeypatch, (steps, distill, experiment), ("load_data", "train_teacher"),
+           "data loaded or teacher fine-tuned before the student was checked")
     code, err = run_cli(capsys, command, *QUICK, "--student", student, "--out", str(tmp_path / "out"))
     one_line_error(code, err, command)
     assert message in err

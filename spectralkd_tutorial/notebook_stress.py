@@ -13,8 +13,10 @@ timeout). Every kernel (``--kernel-python``, optionally with a folder of package
 ``sys.path``, ``--kernel-site``, e.g. ``pip install --no-deps --target DIR "ipykernel<7"``) runs the
 same notebooks the same number of times, interleaved, so that machine load hits them alike;
 ``--load N`` adds N busy-looping processes for the whole run. The JSON record (rewritten after every
-execution) holds each execution; the printed table gives, per ipykernel version, executions, stalls,
-slow cells, errors and the stall rate.
+execution) holds each execution (and its cell with the longest *idle wait*: wall time minus the
+kernel's CPU time, which a stall that resolves itself before the timeout still shows); the printed
+table gives, per ipykernel version, executions, stalls, slow cells, errors, the stall rate and the
+longest idle wait.
 """
 
 from __future__ import annotations
@@ -121,15 +123,24 @@ def execute_once(path: Path, kernel_name: str, preset: str, cell_timeout: int, *
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=cell_timeout, kernel_name=kernel_name,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
-    current: dict[str, Any] = {"cell": None, "start": time.monotonic()}
+    current: dict[str, Any] = {"cell": None, "start": time.monotonic(), "cpu": 0.0}
+    gap = {"idle_gap_s": 0.0, "idle_gap_cell": None}  # the cell whose wall time most exceeded the kernel's CPU time
     start = time.perf_counter()
     with KernelWatch(idle_window) as watch:
         def on_cell_execute(cell: Any, cell_index: int) -> None:
-            current.update(cell=cell_index, start=time.monotonic())
             process = getattr(getattr(client.km, "provisioner", None), "process", None)
             watch.pid = getattr(process, "pid", None)
+            sample = process_sample(watch.pid) if watch.pid else None
+            current.update(cell=cell_index, start=time.monotonic(), cpu=sample[0] if sample else 0.0)
+
+        def on_cell_executed(cell: Any, cell_index: int, execute_reply: Any) -> None:
+            sample = process_sample(watch.pid) if watch.pid else None
+            idle = time.monotonic() - current["start"] - ((sample[0] - current["cpu"]) if sample else 0.0)
+            if idle > gap["idle_gap_s"]:
+                gap.update(idle_gap_s=round(idle, 1), idle_gap_cell=cell_index)
 
         client.on_cell_execute = on_cell_execute
+        client.on_cell_executed = on_cell_executed
         record: dict[str, Any] = {"notebook": path.name}
         try:
             client.execute(env={**os.environ, "SPECTRALKD_PRESET": preset})
@@ -141,7 +152,7 @@ def execute_once(path: Path, kernel_name: str, preset: str, cell_timeout: int, *
             record.update(outcome="error", cell=current["cell"], error=str(failure).strip().splitlines()[-1][:300])
         except Exception as failure:  # a dead kernel, a failed start
             record.update(outcome="error", cell=current["cell"], error=f"{type(failure).__name__}: {failure}"[:300])
-    record["seconds"] = round(time.perf_counter() - start, 1)
+    record.update(gap, seconds=round(time.perf_counter() - start, 1))
     return record
 
 
@@ -162,12 +173,16 @@ def summary_table(record: dict[str, Any]) -> str:
     counts: dict[tuple[str, str], Counter] = {}
     for run in record["executions"]:
         counts.setdefault((run["ipykernel"], run["notebook"]), Counter())[run["outcome"]] += 1
-    rows = ["| ipykernel | notebook | executions | ok | stalls | slow | errors | stall rate |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    gaps: dict[tuple[str, str], float] = {}
+    for run in record["executions"]:
+        key = (run["ipykernel"], run["notebook"])
+        gaps[key] = max(gaps.get(key, 0.0), run.get("idle_gap_s") or 0.0)
+    rows = ["| ipykernel | notebook | executions | ok | stalls | slow | errors | stall rate | longest idle wait in a cell (s) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for (version, notebook), count in sorted(counts.items()):
         total = sum(count.values())
         rows.append(f"| {version} | {notebook} | {total} | {count['ok']} | {count['stall']} | {count['slow']} | "
-                    f"{count['error']} | {count['stall'] / total:.0%} |")
+                    f"{count['error']} | {count['stall'] / total:.0%} | {gaps[(version, notebook)]:.1f} |")
     return "\n".join(rows)
 
 

@@ -47,4 +47,12 @@ def test_stress_counts_per_kernel_version(tmp_path, capsys):
 
     assert [(e["ipykernel"], e["outcome"], e["repeat"]) for e in record["executions"]] == \
         [(ipykernel.__version__, "ok", 0), (ipykernel.__version__, "ok", 1)]
-    assert f"| {ipykernel.__version__} | ok.ipynb | 2 | 2 | 0 | 0 | 0 | 0% |" in capsys.readouterr().out
+    assert f"| {ipykernel.__version__} | ok.ipynb | 2 | 2 | 0 | 0 | 0 | 0% | " in capsys.readouterr().out
+
+
+def test_an_idle_wait_that_ends_before_the_timeout_is_measured(tmp_path):
+    from spectralkd_tutorial.notebook_stress import execute_once
+
+    path = notebook(tmp_path / "nb.ipynb", "x = 1", "import time; time.sleep(4)", "y = 2")
+    result = execute_once(path, "python3", "quick", cell_timeout=60)
+    assert result["outcome"] == "ok" and result["idle_gap_cell"] == 1 and 3.5 < result["idle_gap_s"] < 30

@@ -149,11 +149,24 @@ def execute_once(path: Path, kernel_name: str, preset: str, cell_timeout: int, *
             verdict = watch.idle_verdict(until=current["start"] + cell_timeout)
             record.update(verdict, outcome="stall" if verdict["idle"] else "slow", cell=current["cell"])
         except CellExecutionError as failure:
-            record.update(outcome="error", cell=current["cell"], error=str(failure).strip().splitlines()[-1][:300])
+            record.update(outcome="error", cell=current["cell"], error=str(failure).strip().splitlines()[-1][:300],
+                          traceback=_traceback(notebook, current["cell"]))
         except Exception as failure:  # a dead kernel, a failed start
             record.update(outcome="error", cell=current["cell"], error=f"{type(failure).__name__}: {failure}"[:300])
     record.update(gap, seconds=round(time.perf_counter() - start, 1))
     return record
+
+
+def _traceback(notebook: nbformat.NotebookNode, index: int | None) -> str | None:
+    """The last lines of the traceback that cell ``index`` printed (colour codes removed)."""
+    import re
+
+    outputs = notebook.cells[index].get("outputs", []) if index is not None else []
+    for output in outputs:
+        if output.get("output_type") == "error":
+            text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])))
+            return text[-3000:]
+    return None
 
 
 @contextlib.contextmanager

@@ -27,6 +27,8 @@ def test_execute_once_tells_stalls_from_slow_cells_and_errors(tmp_path, source, 
     path = notebook(tmp_path / "nb.ipynb", "x = 1", source, "y = 2")
     result = execute_once(path, "python3", "quick", cell_timeout=6, idle_window=3)
     assert result["outcome"] == outcome and result["cell"] == 1, result
+    if outcome == "error":
+        assert "ZeroDivisionError" in result["traceback"] and "\x1b[" not in result["traceback"]
     if outcome == "stall":
         assert result["kernel_cpu_in_window_s"] < 0.05 and result["kernel_state"] == "S"
     if outcome == "slow":

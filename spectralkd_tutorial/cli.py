@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from .config import TEACHER_CACHE_BUDGET_DEFAULT
 from .errors import SpectralKDError, UsageError
-from .presets import PRESETS
+from .presets import PRESETS, fine_tuning_defaults
 
 # flag -> dotted config key (the role-dependent training keys are filled in per command)
 DATA_FLAGS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "train_file": "data.train_file",
@@ -168,10 +168,12 @@ def resolve_config(args: argparse.Namespace):
     from .presets import get_preset
 
     overrides = _flag_overrides(args)
+    explicit = set(overrides)
     try:
         config = get_preset(args.preset)
         if getattr(args, "config", None):
             config = load_config(args.config, base=get_preset(args.preset) if args.preset else None)
+            explicit |= _toml_keys(args.config)
         config = config.replace(**overrides) if overrides else config
         check_available(config.runtime.device)
     except (ValueError, FileNotFoundError) as error:
@@ -179,7 +181,21 @@ def resolve_config(args: argparse.Namespace):
     if getattr(args, "no_progress", False):
         config.runtime.progress = False
     _warn_ignored(config, args)
+    config, note = fine_tuning_defaults(config, explicit)
+    if note:
+        print(note, file=sys.stderr)
     return config
+
+
+def _toml_keys(path: str) -> set[str]:
+    """The dotted keys a TOML file sets (the user's choices, like flags)."""
+    import tomllib
+
+    def walk(table: dict, prefix: str) -> set[str]:
+        return set().union(*[walk(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+                             for k, v in table.items()])
+
+    return walk(tomllib.loads(Path(path).read_text(encoding="utf-8")), "")
 
 
 def _flag_table(args: argparse.Namespace) -> dict[str, str]:
@@ -259,10 +275,15 @@ def _setup_threads() -> None:
 
 def _write_config(config, out: str | os.PathLike) -> Path:
     """The resolved config beside the results; written once the run directory accepted the settings."""
-    from .config import to_toml
+    from .config import paths_relative_to, to_toml
+    from .core.distributed import is_main_process
+    from .core.run_store import reopened
     from .io import atomic_write_text
 
-    return atomic_write_text(Path(out) / "config.toml", to_toml(config))
+    with reopened(out):  # locked, and listed in run.json as the tool's
+        if not is_main_process():  # under a launcher the main process alone writes
+            return Path(out) / "config.toml"
+        return atomic_write_text(Path(out) / "config.toml", to_toml(paths_relative_to(config, out)))
 
 
 def _check_out(out: str | os.PathLike, kind: str | None = None, *, overwrite: bool = False) -> None:
@@ -307,8 +328,11 @@ def _check_publish(target: str | os.PathLike | None) -> None:
 def _run_resolved(args: argparse.Namespace, run: Any, kind: str, recorded: Any = None) -> Any:
     """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the
     results (``recorded(config, out)``: the config to record, when the directory holds more than this call's)."""
+    from .steps import check_out_is_not_teacher
+
     config = resolve_config(args)
     _setup_threads()
+    check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
     _check_out(args.out, kind, overwrite=args.overwrite)
     _check_publish(getattr(args, "publish", None))
     result = run(config)
@@ -331,23 +355,30 @@ def _publish(source: Path, target: Path, names: Sequence[str]) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Profile every layer of a model over a data source: intensity.json + intensity.png."""
+    from dataclasses import asdict
+
     from .models import load_classifier
-    from .steps import analysis_texts, load_data, profile, write_profile
+    from .steps import analysis_texts, data_settings, load_data, profile, write_profile
     from .vision import analyze_vision_directory, is_vision_checkpoint
 
     config = resolve_config(args)
     _check_out(args.out)
     model_name = args.model or config.teacher.finetuned or config.teacher.model
-    if is_vision_checkpoint(model_name):
-        result = analyze_vision_directory(model_name, samples=config.analysis.samples, progress=config.runtime.progress)
-    else:
-        dataset = load_data(config)
-        model, tokenizer = load_classifier(model_name, dataset.label_names)
-        texts = analysis_texts(dataset, config.analysis.samples, split=args.split)
-        result = profile(model, tokenizer, texts, batch_size=config.analysis.batch_size, max_length=config.data.max_length,
-                         model_name=str(model_name), progress=config.runtime.progress, dataset=dataset.name,
-                         split=args.split, preset=config.name)
-    json_path, png_path = write_profile(result, args.out)
+    settings = {"model": str(model_name), "data": data_settings(config.data), "split": args.split,
+                "analysis": asdict(config.analysis), "max_length": config.data.max_length}
+    with output_store(args.out, "analysis", settings):
+        if is_vision_checkpoint(model_name):
+            result = analyze_vision_directory(model_name, samples=config.analysis.samples,
+                                              progress=config.runtime.progress)
+        else:
+            dataset = load_data(config)
+            model, tokenizer = load_classifier(model_name, dataset.label_names)
+            texts = analysis_texts(dataset, config.analysis.samples, split=args.split)
+            result = profile(model, tokenizer, texts, batch_size=config.analysis.batch_size,
+                             max_length=config.data.max_length, model_name=str(model_name),
+                             progress=config.runtime.progress, dataset=dataset.name, split=args.split,
+                             preset=config.name)
+        json_path, png_path = write_profile(result, args.out)
     print(f"{result.model_name}: {len(result.layers)} layers ({result.convention})")
     for layer in result.layers:
         print(f"  layer {layer.layer:2d}  I = {layer.intensity:.5f}")
@@ -355,8 +386,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def output_store(out: str | os.PathLike, kind: str, settings: dict[str, Any]):
+    """The run store of a command that writes a few files into ``--out`` (``analyze``, ``evaluate``): it
+    takes the lock and refuses another command's run directory; a new call replaces its own files."""
+    from .core.run_store import RunStore
+
+    return RunStore(out, kind=kind, settings=settings, overwrite=True)
+
+
 def cmd_teacher(args: argparse.Namespace) -> int:
     """Fine-tune the teacher, evaluate it, and profile it before and after fine-tuning."""
+    from .core.run_store import reopened
     from .models import load_classifier
     from .steps import load_data, profile_with_config, train_teacher, write_profile
 
@@ -367,15 +407,16 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
     teacher = train_teacher(config, args.out, dataset=dataset, overwrite=args.overwrite)
-    _write_config(config, args.out)
-    print("test:", json.dumps({k: round(v, 4) for k, v in teacher.test.items()}))
-    after = profile_with_config(teacher.model, teacher.tokenizer, dataset, config,
-                                model_name=f"{config.teacher.model} (fine-tuned)")
-    write_profile(after, args.out, stem="intensity")
-    base, base_tokenizer = load_classifier(config.teacher.model, dataset.label_names)
-    before = profile_with_config(base, base_tokenizer, dataset, config,
-                                 model_name=f"{config.teacher.model} (before fine-tuning)")
-    write_profile(before, args.out, stem="intensity_before_finetuning")
+    with reopened(args.out):  # the files beside the teacher: locked, and listed as the tool's
+        _write_config(config, args.out)
+        print("test:", json.dumps({k: round(v, 4) for k, v in teacher.test.items()}))
+        after = profile_with_config(teacher.model, teacher.tokenizer, dataset, config,
+                                    model_name=f"{config.teacher.model} (fine-tuned)")
+        write_profile(after, args.out, stem="intensity")
+        base, base_tokenizer = load_classifier(config.teacher.model, dataset.label_names)
+        before = profile_with_config(base, base_tokenizer, dataset, config,
+                                     model_name=f"{config.teacher.model} (before fine-tuning)")
+        write_profile(before, args.out, stem="intensity_before_finetuning")
     print("intensities after fine-tuning:", [round(v, 4) for v in after.intensities])
     print(f"wrote {Path(args.out) / 'model'}, metrics.json, config.toml, intensity.json/png")
     if args.publish:

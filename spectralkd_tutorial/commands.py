@@ -88,10 +88,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .cli import _check_out, _setup_threads, resolve_config
     from .distill import distill, single_run_config
     from .model_card import format_bytes
-    from .steps import check_student, load_data
+    from .steps import check_out_is_not_teacher, check_student, load_data
 
     config = single_run_config(resolve_config(args))
     _setup_threads()
+    check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
     _check_out(args.out, "distill", overwrite=args.overwrite)
     check_student(config)
     dataset = load_data(config)
@@ -170,11 +171,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a saved model on a split of a labelled data set (its classes matched by name)."""
-    from .cli import _check_out, _write_config, resolve_config
+    import contextlib
+
+    from .cli import _check_out, _write_config, output_store, resolve_config
     from .inference import evaluate_saved, saved_max_length
     from .io import atomic_write_json
     from .models import check_max_length
-    from .steps import load_data
+    from .steps import data_settings, load_data
 
     if not (args.dataset or args.train_file or args.config):
         raise UsageError("name the data: --dataset SPEC (a named set or a file), --train-file ..., or --config "
@@ -187,15 +190,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     length = config.data.max_length if (args.max_length or args.config) else saved_max_length(
         model, tokenizer, default=config.data.max_length)
     check_max_length(model, length, str(args.model))
-    metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,
-                             name=str(args.model))
-    print(f"{args.model} on {dataset.name} {args.split} ({metrics['n']} utterances, {length} tokens per utterance):")
-    for key, value in metrics.items():
-        print(f"  {key:18s} {value if key == 'n' else f'{100 * value:.2f}%'}")
-    if args.out:
-        atomic_write_json(Path(args.out) / "metrics.json", {"model": str(args.model), "split": args.split,
-                                                            "max_length": length, "dataset": dataset.summary(),
-                                                            "metrics": metrics})
-        _write_config(config.replace(**{"data.max_length": length}), args.out)
-        print(f"wrote {Path(args.out) / 'metrics.json'} and config.toml")
+    settings = {"model": str(args.model), "data": data_settings(config.data), "split": args.split, "max_length": length}
+    with output_store(args.out, "evaluation", settings) if args.out else contextlib.nullcontext():
+        metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,
+                                 name=str(args.model))
+        print(f"{args.model} on {dataset.name} {args.split} ({metrics['n']} utterances, {length} tokens per utterance):")
+        for key, value in metrics.items():
+            print(f"  {key:18s} {value if key == 'n' else f'{100 * value:.2f}%'}")
+        if args.out:
+            atomic_write_json(Path(args.out) / "metrics.json", {"model": str(args.model), "split": args.split,
+                                                                "max_length": length, "dataset": dataset.summary(),
+                                                                "metrics": metrics})
+            _write_config(config.replace(**{"data.max_length": length}), args.out)
+            print(f"wrote {Path(args.out) / 'metrics.json'} and config.toml")
     return 0

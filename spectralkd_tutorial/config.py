@@ -18,6 +18,7 @@ through plain data (JSON, TOML), which is also what a run directory's fingerprin
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -373,10 +374,34 @@ def load_config(path: str | Path, *, base: RunConfig | None = None) -> RunConfig
             base = RunConfig()
     merged = base.to_dict()
     _merge(merged, data, str(file))
+    for key, value in (data.get("data") or {}).items():  # the file's relative paths are relative to the file
+        if _is_data_path(key, value) and not Path(value).expanduser().is_absolute():
+            merged["data"][key] = os.path.normpath(file.parent / value)
     try:
         return RunConfig.from_dict(merged)
     except ValueError as error:
         raise ValueError(f"{file}: {error}") from error
+
+
+DATA_PATH_KEYS = ("dataset", "data_dir", "train_file", "validation_file", "test_file")
+
+
+def _is_data_path(key: str, value: Any) -> bool:
+    """Whether ``data.<key> = value`` names a file or folder (``dataset`` may also be a set's name)."""
+    from .data.spec import FILE_FORMATS
+
+    if key not in DATA_PATH_KEYS or not isinstance(value, str) or not value:
+        return False
+    return key != "dataset" or (not value.startswith("hf:") and Path(value).suffix.lower() in FILE_FORMATS)
+
+
+def paths_relative_to(config: RunConfig, folder: str | os.PathLike) -> RunConfig:
+    """``config`` with its relative data paths rewritten relative to ``folder``: what a ``config.toml``
+    written there holds, since :func:`load_config` reads a file's relative paths against its folder."""
+    changes = {f"data.{key}": os.path.relpath(os.path.abspath(value), os.path.abspath(folder))
+               for key in DATA_PATH_KEYS if _is_data_path(key, value := getattr(config.data, key))
+               and not Path(value).expanduser().is_absolute()}
+    return config.replace(**changes) if changes else config
 
 
 def _merge(target: dict[str, Any], source: Mapping[str, Any], where: str) -> None:
@@ -391,5 +416,6 @@ def _merge(target: dict[str, Any], source: Mapping[str, Any], where: str) -> Non
 
 __all__ = [
     "AnalysisConfig", "DataConfig", "DistillationLossConfig", "GridConfig", "RunConfig", "RuntimeConfig",
-    "StudentConfig", "TeacherConfig", "TrainConfig", "VisionConfig", "load_config", "set_dotted", "to_toml",
+    "StudentConfig", "TeacherConfig", "TrainConfig", "VisionConfig", "load_config", "paths_relative_to", "set_dotted",
+    "to_toml",
 ]

@@ -30,21 +30,21 @@ from typing import Any
 
 from torch import nn
 
-from .config import RunConfig, to_toml
+from .config import RunConfig, paths_relative_to, to_toml
 from .core.device import resolve_device
+from .core.distributed import is_main_process, on_main
 from .core.run_store import RunStore
 from .data import IntentDataset
 from .end_to_end.report import describe_device
 from .experiment import teacher_profile
-from .inference import has_label_names, label_names
 from .io import atomic_write_text, save_pretrained_atomic
 from .losses import check_feature_loss_tokenization, same_tokenization
 from .metrics import headline
 from .model_card import disk_size, latency_profile, model_card_markdown, retained
 from .models import count_parameters, hidden_width, load_classifier, load_model_dir, model_directory, num_blocks
 from .selection import LayerMapping
-from .steps import (TeacherResult, build_student, check_student, choose_layers, data_settings, distil_student,
-                    load_data, train_teacher)
+from .steps import (TeacherResult, build_student, check_out_is_not_teacher, check_student, choose_layers,
+                    data_settings, distil_student, load_data, train_teacher)
 
 DEFAULT_STRATEGY = "spectral-ends"
 TOKENIZER_SAMPLES = 64
@@ -95,22 +95,24 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
     config = single_run_config(config)
     out = Path(out_dir)
     check_student(config)
+    check_out_is_not_teacher(config, out)
     dataset = dataset or load_data(config)
     teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
     source = str(config.teacher.finetuned or config.teacher.model)
-    check_teacher_labels(teacher.model, dataset, source)
     with RunStore(out, kind="distill", settings=distill_settings(config, teacher.fingerprint),
                   overwrite=overwrite) as store:
-        config_toml = to_toml(config)
-        atomic_write_text(store.path("config.toml"), config_toml)
+        config_toml = to_toml(paths_relative_to(config, out))
+        if is_main_process():
+            atomic_write_text(store.path("config.toml"), config_toml)
         if store.exists("metrics.json") and store.exists("model/config.json") and store.exists("model_card.md"):
             student, tokenizer = load_model_dir(store.path("model"))
             return DistillResult(out, store.read_json("metrics.json"), store.path("model_card.md").read_text(),
                                  student, tokenizer)
         seed, strategy = config.grid.seeds[0], config.grid.strategies[0]
         profile = teacher_profile(store, teacher, dataset, config)
-        student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed)
-        mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed)
+        student, tokenizer, init = make_student(config, teacher, dataset, profile.intensities, seed=seed, rms=profile.rms)
+        mapping = choose_layers(strategy, num_blocks(student), num_blocks(teacher.model), profile.intensities, seed=seed,
+                                rms=profile.rms)
         shared = tokenizer is teacher.tokenizer
         if not shared and mapping.pairs and config.loss.beta > 0:
             check_feature_loss_tokenization(config.loss.feature_loss, f"student {config.student.model!r}")
@@ -120,12 +122,15 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
             trained = distil_student(config.replace(**{"grid.dynamics_samples": 0}), teacher.model, tokenizer, dataset,
                                      student, mapping, seed=seed, store=child, description="student",
                                      teacher_tokenizer=None if shared else teacher.tokenizer)
-            model_dir = ship_student(student, tokenizer, dataset, config.data.max_length, store.path("model"))
+            # the main process alone writes the model; the others wait for it (its error is raised on every process)
+            model_dir = on_main(lambda: ship_student(student, tokenizer, dataset, config.data.max_length,
+                                                     store.path("model")))
             record = build_record(config, dataset, teacher, source, trained, tokenizer, mapping, init, model_dir,
                                   command=command, latency=dict(repeats=latency_repeats, queries=latency_queries))
             card = model_card_markdown(record, config_toml)
-            atomic_write_text(model_dir / "README.md", card)
-            atomic_write_text(store.path("model_card.md"), card)
+            if is_main_process():
+                atomic_write_text(model_dir / "README.md", card)
+                atomic_write_text(store.path("model_card.md"), card)
             store.write_json("metrics.json", record)
             child.remove_checkpoint()
     return DistillResult(out, record, card, student, tokenizer)
@@ -136,12 +141,12 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
 # ---------------------------------------------------------------------------------------------
 
 def make_student(config: RunConfig, teacher: TeacherResult, dataset: IntentDataset, intensities, *,
-                 seed: int = 0) -> tuple[nn.Module, Any, LayerMapping | None]:
+                 seed: int = 0, rms=None) -> tuple[nn.Module, Any, LayerMapping | None]:
     """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher (the
     teacher's tokenizer), or a smaller pretrained model whose classifier head is made for the data's
     labels: the teacher's tokenizer when both tokenize the training texts alike, else its own."""
     if config.student.num_layers is not None:
-        student, init = build_student(config, teacher.model, intensities)
+        student, init = build_student(config, teacher.model, intensities, rms=rms)
         return student, teacher.tokenizer, init
     student, tokenizer = load_classifier(config.student.model, dataset.label_names, seed=seed)
     if same_tokenization(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES]):
@@ -161,16 +166,6 @@ def alignment_record(shared: bool, loss: str, mapping: LayerMapping) -> dict[str
         statement = "the student has its own tokenizer; each model read the texts in its own tokens; logit KD only."
     return {"tokenizers": "shared" if shared else "different", "feature_loss": loss if mapping.pairs else "none",
             "statement": statement}
-
-
-def check_teacher_labels(model: nn.Module, dataset: IntentDataset, name: str) -> None:
-    """A teacher with label names must list the data's labels in the data's order."""
-    names = label_names(model)
-    if has_label_names(model) and names != list(dataset.label_names):
-        differ = next(i for i, (a, b) in enumerate(zip(names, dataset.label_names)) if a != b)
-        raise ValueError(f"teacher {name} labels differ from {dataset.name}'s: class {differ} is {names[differ]!r} "
-                         f"in the teacher but {dataset.label_names[differ]!r} in the data; use the data (and "
-                         "--oos-label/--label-column) the teacher was fine-tuned with")
 
 
 def ship_student(student: nn.Module, tokenizer, dataset: IntentDataset, max_length: int,

@@ -35,8 +35,9 @@ from .metrics import headline
 from .models import count_parameters, num_blocks
 from .selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
 from .spectral import SpectralProfile
-from .steps import (TeacherResult, build_student, build_teacher_cache, check_student, data_settings, distil_student,
-                    load_data, profile_with_config, train_teacher, write_profile)
+from .stats import PRACTICAL_THRESHOLD, pair_by_seed, paired_difference
+from .steps import (TeacherResult, build_student, build_teacher_cache, check_out_is_not_teacher, check_student,
+                    data_settings, distil_student, load_data, profile_with_config, train_teacher, write_profile)
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")
 PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png", "mappings.png",
@@ -89,34 +90,38 @@ def _pct(mean: float, std: float) -> str:
     return "n/a" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def conclusion(rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-language verdict that follows the numbers (spectral vs the best other strategy)."""
+def conclusion(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]]) -> str:
+    """A plain-language verdict that follows the numbers: the best spectral strategy against the best other
+    one, paired by seed (``stats.paired_difference``, the rule chapter 6's study uses; one comparison, so
+    nothing to adjust)."""
     key = "in_scope_accuracy_mean" if "in_scope_accuracy_mean" in rows[0] else "accuracy_mean"
-    std_key = key.replace("_mean", "_std")
+    metric = key[: -len("_mean")]
     spectral = [r for r in rows if r["strategy"] in SPECTRAL_STRATEGIES]
     others = [r for r in rows if r["strategy"] not in SPECTRAL_STRATEGIES]
     best = max(rows, key=lambda r: r[key])
-    text = f"Best mean {key[:-5].replace('_', ' ')}: `{best['strategy']}` ({100 * best[key]:.2f}%)."
+    text = f"Best mean {metric.replace('_', ' ')}: `{best['strategy']}` ({100 * best[key]:.2f}%)."
     if not spectral or not others:
         return text
-    best_spectral = max(spectral, key=lambda r: r[key])
-    best_other = max(others, key=lambda r: r[key])
-    gap = best_spectral[key] - best_other[key]
-    noise = max(best_spectral[std_key], best_other[std_key])
-    if min(best_spectral["seeds"], best_other["seeds"]) < 2:
-        verdict = (f"One seed cannot tell whether spectral selection (`{best_spectral['strategy']}`) beats the best "
-                   f"baseline (`{best_other['strategy']}`): difference {100 * gap:+.2f} points, but with a single "
-                   "seed the seed-to-seed noise is unknown. Run at least 3 seeds (e.g. --seeds 0 1 2) to decide.")
-    elif gap > noise and gap > 0:
-        verdict = (f"Spectral selection (`{best_spectral['strategy']}`) beats the best baseline "
-                   f"(`{best_other['strategy']}`) by {100 * gap:.2f} points, more than the seed std ({100 * noise:.2f}).")
-    elif gap < -noise:
-        verdict = (f"Spectral selection does NOT beat the baselines: the best baseline (`{best_other['strategy']}`) "
-                   f"is ahead of `{best_spectral['strategy']}` by {100 * -gap:.2f} points (seed std {100 * noise:.2f}).")
+    best_spectral = max(spectral, key=lambda r: r[key])["strategy"]
+    best_other = max(others, key=lambda r: r[key])["strategy"]
+    diff = paired_difference(*pair_by_seed(runs, best_spectral, best_other, metric))
+    interval = (f"paired over {diff.n} seeds, 95% CI [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
+                if diff.n > 1 else "one seed: no interval")
+    small = f", below the {100 * PRACTICAL_THRESHOLD:g}-point practical threshold" if diff.verdict.endswith("point") else ""
+    if diff.n < 2:
+        verdict = (f"One seed cannot tell whether spectral selection (`{best_spectral}`) beats the best baseline "
+                   f"(`{best_other}`): difference {100 * diff.mean:+.2f} points, but with a single seed the "
+                   "seed-to-seed noise is unknown. Run at least 3 seeds (e.g. --seeds 0 1 2) to decide.")
+    elif diff.verdict.startswith("helps"):
+        verdict = (f"Spectral selection (`{best_spectral}`) beats the best baseline (`{best_other}`) by "
+                   f"{100 * diff.mean:.2f} points ({interval}){small}.")
+    elif diff.verdict.startswith("hurts"):
+        verdict = (f"Spectral selection does NOT beat the baselines: the best baseline (`{best_other}`) is ahead of "
+                   f"`{best_spectral}` by {100 * -diff.mean:.2f} points ({interval}){small}.")
     else:
-        verdict = (f"Spectral selection (`{best_spectral['strategy']}`) and the best baseline "
-                   f"(`{best_other['strategy']}`) are within seed noise: difference {100 * gap:+.2f} points, "
-                   f"seed std up to {100 * noise:.2f}. On this setup the layer choice does not matter much.")
+        verdict = (f"Spectral selection (`{best_spectral}`) and the best baseline (`{best_other}`) are within seed "
+                   f"noise: paired difference {100 * diff.mean:+.2f} points ({interval}). On this setup the layer "
+                   "choice does not matter much.")
     return f"{text} {verdict}"
 
 
@@ -165,6 +170,7 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
     start = time.perf_counter()
     out = Path(out_dir)
     check_student(config)
+    check_out_is_not_teacher(config, out)
     dataset = dataset or load_data(config)
     teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
     with RunStore(out, kind="experiment", settings=grid_settings(config, teacher.fingerprint),
@@ -174,7 +180,7 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
         grid.run()
         selected = [r for r in grid.runs if r["strategy"] in config.grid.strategies and r["seed"] in config.grid.seeds]
         rows = summarise(selected, teacher.test, config.grid.strategies)
-        table, verdict = markdown_table(rows, teacher.test), conclusion(rows)
+        table, verdict = markdown_table(rows, teacher.test), conclusion(rows, selected)
         store.write_json("results.json", {**grid.common(), "runs": grid.runs, "summary": rows, "table_markdown": table,
                                           "conclusion": verdict, "seconds_total_this_call": time.perf_counter() - start})
         if is_main_process():
@@ -202,7 +208,7 @@ def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentData
     """The teacher's profile, reused only if derived from this very teacher and analysis settings."""
     source = f"{teacher.fingerprint}:{asdict(config.analysis)}:{config.data.max_length}"
     cached = store.read_derived("teacher_intensity.json", source)
-    if cached is not None:
+    if cached is not None and cached.get("rms") is not None:  # profiles saved before RMS was recorded: redo
         return SpectralProfile.from_dict(cached)
     profile = profile_with_config(teacher.model, teacher.tokenizer, dataset, config, model_name="teacher (fine-tuned)")
     write_profile(profile, store.root, stem="teacher_intensity")
@@ -252,9 +258,10 @@ class Grid:
         self.config, self.store, self.teacher, self.dataset, self.profile = config, store, teacher, dataset, profile
         self.keep_checkpoints = keep_checkpoints
         self.total = num_blocks(teacher.model)
-        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities)
+        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities, rms=profile.rms)
         self.k = config.student.num_layers
-        self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0)
+        self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0,
+                                     rms=profile.rms)
         self.runs: list[dict[str, Any]] = previous_runs(store)
         self.cache: TeacherCache | None = None
         self.cache_ready = False

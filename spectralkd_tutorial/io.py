@@ -8,9 +8,25 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
+
+TMP_PREFIX = ".spectralkd-"  # every temporary file or folder this tool writes starts with it
+_WRITE_LISTENERS: list[Callable[[Path], None]] = []
+
+
+def temporary_name(name: str, kind: str = "tmp") -> str:
+    """The name of the temporary sibling of ``name`` (``.spectralkd-NAME.tmp``): the only names the
+    orphan clean-up removes."""
+    return f"{TMP_PREFIX}{name}.{kind}"
+
+
+def notify_written(path: str | os.PathLike) -> None:
+    """Tell the open run stores that this tool writes ``path`` (called before the write starts, so a
+    killed write is known to be the tool's)."""
+    for listener in list(_WRITE_LISTENERS):
+        listener(Path(path))
 
 
 def _umask() -> int:
@@ -24,7 +40,8 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     permissions (0666 minus the umask), not ``mkstemp``'s private 0600."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    notify_written(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -84,7 +101,8 @@ def atomic_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
 def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathLike) -> Path:
     """``save_pretrained`` (model and tokenizer) into a temporary sibling, then swap it in."""
     target = Path(directory)
-    tmp = target.with_name(target.name + ".tmp")
+    notify_written(target)
+    tmp = target.with_name(temporary_name(target.name))
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     if tokenizer is not None:
@@ -93,7 +111,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathL
     for file in tmp.iterdir():  # safetensors writes its file 0600: give every file the usual permissions
         if file.is_file():
             os.chmod(file, mode)
-    old = target.with_name(target.name + ".old")
+    old = target.with_name(temporary_name(target.name, "old"))
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
@@ -102,31 +120,38 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, directory: str | os.PathL
     return target
 
 
-def remove_orphans(directory: str | os.PathLike, *, in_use: str | None = None) -> list[Path]:
-    """Delete what a killed atomic write left behind in ``directory`` (and below): ``.*.tmp`` files
-    and ``*.tmp`` / ``*.old`` model directories. Returns what was removed.
+def remove_orphans(directory: str | os.PathLike, *, in_use: str | None = None,
+                   only: Iterable[str] | None = None) -> list[Path]:
+    """Delete what a killed atomic write left behind in ``directory`` (and below): files and folders
+    named with this tool's prefix (``.spectralkd-*.tmp``, ``.spectralkd-*.old``); nothing else.
+    Returns what was removed.
 
+    ``only``: the top-level entries of ``directory`` this tool wrote (a run's ``run.json`` lists
+    them): only ``directory`` itself and those are searched, never the user's other folders.
     ``in_use``: a file name (a lock) that marks a sub-directory another process may be writing
     into; such a sub-directory is left alone (its own owner cleans it when it opens it)."""
     removed: list[Path] = []
     root = Path(directory)
     if not root.is_dir():
         return removed
+    allowed = None if only is None else set(only)
     for folder, subdirs, files in os.walk(root):
         here = Path(folder)
         if in_use and here != root and in_use in files:
             subdirs[:] = []
             continue
         for name in sorted(files):
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(TMP_PREFIX) and name.endswith(".tmp"):
                 (here / name).unlink(missing_ok=True)
                 removed.append(here / name)
         for name in sorted(subdirs):
-            path = here / name
-            if path.suffix == ".tmp" or (path.suffix == ".old" and path.with_suffix("").exists()):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-        subdirs[:] = [name for name in subdirs if (here / name).exists()]
+            base = name[len(TMP_PREFIX):-len(".old")]  # a .old folder goes once its replacement is in place
+            if name.startswith(TMP_PREFIX) and (name.endswith(".tmp") or (name.endswith(".old")
+                                                                         and (here / base).exists())):
+                shutil.rmtree(here / name, ignore_errors=True)
+                removed.append(here / name)
+        subdirs[:] = [name for name in subdirs if (here / name).exists()
+                      and (allowed is None or here != root or name in allowed)]
     return removed
 
 

@@ -150,6 +150,7 @@ def load_classifier(
     local = Path(source).is_dir()
     if local:
         model_directory(source)  # config.json readable, weights present: else a clear error
+        check_tokenizer_files(Path(source))
     broken = (OSError, ValueError, SafetensorError) if local else (SafetensorError,)
     torch.manual_seed(seed)
     try:
@@ -164,6 +165,8 @@ def load_classifier(
             "without internet pass a local directory written by save_pretrained (e.g. the --out of "
             "`spectralkd teacher`), and set HF_HUB_OFFLINE=1 to fail fast."
         ) from error
+    if local:
+        check_tokenizer(Path(source), model, tokenizer)
     model.config._name_or_path = name
     return model, tokenizer
 
@@ -206,6 +209,29 @@ def model_blocks(name_or_path: str | os.PathLike) -> int | None:
         if isinstance(getattr(config, key, None), int):
             return getattr(config, key)
     return None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """A model directory must hold its tokenizer: without it transformers falls back to a tokenizer
+    that knows a handful of tokens, and every text encodes to the same ids."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{folder} holds a model but no tokenizer (none of {', '.join(TOKENIZER_FILES[:4])}, ...); "
+                                f"save the model's tokenizer there (tokenizer.save_pretrained('{folder}')) or point to "
+                                "the directory that has both")
+
+
+def check_tokenizer(folder: Path, model: nn.Module, tokenizer) -> None:
+    """The tokenizer in ``folder`` must fit the model's vocabulary: no id beyond the embedding table, and
+    not a fraction of it (another model's, or a fallback); models may pad their table a little."""
+    size, vocabulary = len(tokenizer), getattr(model.config, "vocab_size", None)
+    if vocabulary and (size > vocabulary or size < vocabulary // 2):
+        raise ValueError(f"{folder}: its tokenizer has {size} tokens but the model's vocabulary has {vocabulary}: "
+                         "the tokenizer is not this model's; save the model's own tokenizer there "
+                         "(tokenizer.save_pretrained) or point to the directory that has both")
 
 
 def model_directory(path: str | os.PathLike) -> Path:
@@ -258,10 +284,13 @@ def load_model_dir(path: str | os.PathLike):
 
     quiet_transformers()
     folder = model_directory(path)
+    check_tokenizer_files(folder)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        model, tokenizer = AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, SafetensorError) as error:
         raise ValueError(f"could not load the model in {folder}: {error}; re-save it with save_pretrained") from error
+    check_tokenizer(folder, model, tokenizer)
+    return model, tokenizer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -81,3 +81,34 @@ def get_preset(name: str | None = None, **overrides: Any) -> RunConfig:
     if overrides:
         config = config.replace(**{key.replace("__", "."): value for key, value in overrides.items()})
     return config
+
+
+FINE_TUNING_KEYS = ("epochs", "learning_rate")
+
+
+def fine_tuning_defaults(config: RunConfig, explicit: set[str] = frozenset()) -> tuple[RunConfig, str]:
+    """``config`` with fine-tuning settings that suit a pretrained encoder, and a line saying so.
+
+    The ``quick`` preset's training settings are made for its tiny random model (12 epochs at 3e-3 for
+    the teacher). A pretrained teacher to fine-tune (``teacher.model`` a hub name or directory) or a
+    pretrained student (``student.model`` not ``layers:K``/``random:KxH``) gets the ``workshop``
+    preset's epochs and learning rate instead, for each key the user did not set (``explicit``: dotted
+    keys set by flags or a config file). Presets made for pretrained models are left as they are."""
+    from .models import TINY_NAMES
+
+    if config.name not in PRESET_FACTORIES or PRESET_FACTORIES[config.name]().teacher.model not in TINY_NAMES:
+        return config, ""
+    pretrained_teacher = config.teacher.finetuned is None and config.teacher.model not in TINY_NAMES
+    pretrained_student = config.student.num_layers is None and config.student.random_shape is None
+    roles = (["teacher"] if pretrained_teacher else []) + (["student"] if pretrained_teacher or pretrained_student else [])
+    suited = _workshop()
+    changes = {f"{role}.train.{key}": getattr(getattr(suited, role).train, key)
+               for role in roles for key in FINE_TUNING_KEYS if f"{role}.train.{key}" not in explicit}
+    if not changes:
+        return config, ""
+    which = f"teacher {config.teacher.model}" if pretrained_teacher else f"student {config.student.model}"
+    listed = ", ".join(f"{key.replace('.train.', ' ')} {value:g}" for key, value in changes.items())
+    note = (f"note: {which} is pretrained: using fine-tuning defaults suited to pretrained encoders ({listed}; the "
+            f"workshop preset's) instead of the {config.name} preset's tiny-model settings; set --epochs/--lr to choose "
+            "(config.toml records the values used)")
+    return config.replace(**changes), note

@@ -8,7 +8,10 @@ Strategies (the honest question is whether spectral choice beats the others):
 
 * ``spectral-topk``  the K teacher layers of highest spectral intensity I_l, in depth order
 * ``spectral-ends``  a first-a plus last-b block, a + b = K, maximising sum of I_l
-                     (the paper's U-shape, e.g. CaiT-S24 {0,1}+{18..23})
+                     (the paper's U-shape: the official code's CaiT-S24 ids 0, 1, 18-23 are timm blocks
+                     counted from 0, i.e. blocks 1, 2, 19-24 = our layers 1, 2, 19-24)
+* ``norm-topk``      the K teacher layers of largest activation RMS (the profile's ``rms``): the
+                     baseline that asks whether the spectrum adds anything to the activation size
 * ``uniform``        every k-th layer, k = L_T / K (TinyBERT, PKD-skip): l_i = round(i * L_T / K)
 * ``last``           the last K layers (PKD-last)
 * ``first``          the first K layers
@@ -23,8 +26,9 @@ import random as _random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-STRATEGIES = ("spectral-topk", "spectral-ends", "uniform", "last", "first", "random", "reverse", "none")
+STRATEGIES = ("spectral-topk", "spectral-ends", "norm-topk", "uniform", "last", "first", "random", "reverse", "none")
 SPECTRAL_STRATEGIES = ("spectral-topk", "spectral-ends")
+RMS_STRATEGIES = ("norm-topk",)  # rank the layers by the profile's per-layer RMS instead of I_l
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def _candidates(num_teacher_layers: int, include_embeddings: bool) -> list[int]:
 
 
 def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
-           strategy: str, include_embeddings: bool) -> None:
+           strategy: str, include_embeddings: bool, rms: Sequence[float] | None = None) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     if num_teacher_layers < 1:
@@ -94,6 +98,13 @@ def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequen
                 f"intensities has {len(intensities)} values but a {num_teacher_layers}-layer teacher has "
                 f"{num_teacher_layers + 1} (layer 0 = embeddings .. layer {num_teacher_layers}); pass profile.intensities"
             )
+    if strategy in RMS_STRATEGIES:
+        if rms is None:
+            raise ValueError(f"strategy {strategy!r} needs the teacher's per-layer RMS (profile.rms); profiles saved "
+                             "before the profiler recorded it have none: profile the teacher again")
+        if len(rms) != num_teacher_layers + 1:
+            raise ValueError(f"rms has {len(rms)} values but a {num_teacher_layers}-layer teacher has "
+                             f"{num_teacher_layers + 1}; pass profile.rms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +125,7 @@ def register_strategy(name: str) -> Callable[[Chooser], Chooser]:
 
 
 @register_strategy("spectral-topk")
+@register_strategy("norm-topk")  # the same ranking, fed the per-layer RMS instead of I_l (see select_layers)
 def _topk(candidates, k, total, intensities, seed):
     ranked = sorted(candidates, key=lambda layer: (-float(intensities[layer]), layer))
     return sorted(ranked[:k]), {}
@@ -165,29 +177,36 @@ def select_layers(
     *,
     seed: int = 0,
     include_embeddings: bool = False,
+    rms: Sequence[float] | None = None,
 ) -> LayerMapping:
     """Choose teacher layers for a ``num_student_layers`` student and pair them in depth order
-    (``reverse`` pairs the uniform choice in reverse order; ``none`` pairs nothing)."""
-    _check(num_student_layers, num_teacher_layers, intensities, strategy, include_embeddings)
+    (``reverse`` pairs the uniform choice in reverse order; ``none`` pairs nothing). ``rms``: the
+    per-layer activation RMS (``profile.rms``), which ``norm-topk`` ranks by."""
+    _check(num_student_layers, num_teacher_layers, intensities, strategy, include_embeddings, rms)
     k, total = num_student_layers, num_teacher_layers
     if strategy == "none":
         return LayerMapping("none", (), total, k)
-    chosen, details = STRATEGY_REGISTRY[strategy](_candidates(total, include_embeddings), k, total, intensities, seed)
+    scores = rms if strategy in RMS_STRATEGIES else intensities
+    chosen, details = STRATEGY_REGISTRY[strategy](_candidates(total, include_embeddings), k, total, scores, seed)
     order = list(reversed(chosen)) if strategy == "reverse" else chosen
     pairs = tuple((i + 1, t) for i, t in enumerate(order))
-    if intensities is not None:
+    if intensities is not None and len(intensities) == total + 1:
         details["chosen_intensity"] = sum(float(intensities[t]) for t in chosen)
+    if strategy in RMS_STRATEGIES:
+        details["chosen_rms"] = sum(float(rms[t]) for t in chosen)
     return LayerMapping(strategy, pairs, total, k, details=details)
 
 
 def all_mappings(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
-                 strategies: Sequence[str] = STRATEGIES, *, seed: int = 0) -> dict[str, LayerMapping]:
-    """Every strategy's mapping (skipping spectral ones when no intensities are given)."""
+                 strategies: Sequence[str] = STRATEGIES, *, seed: int = 0,
+                 rms: Sequence[float] | None = None) -> dict[str, LayerMapping]:
+    """Every strategy's mapping (skipping spectral ones when no intensities are given, and
+    ``norm-topk`` when no ``rms`` is)."""
     out = {}
     for strategy in strategies:
-        if strategy in SPECTRAL_STRATEGIES and intensities is None:
+        if (strategy in SPECTRAL_STRATEGIES and intensities is None) or (strategy in RMS_STRATEGIES and rms is None):
             continue
-        out[strategy] = select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed)
+        out[strategy] = select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed, rms=rms)
     return out
 
 

@@ -167,6 +167,11 @@ def real_token_amplitude_sum(tokens: Tensor, mask: Tensor) -> Tensor:
     return torch.cat([half, mirrored], dim=-1).to(torch.float64).cpu()
 
 
+def real_token_square_sum(tokens: Tensor, mask: Tensor) -> Tensor:
+    """sum over real tokens and channels of x^2 (float64, CPU); ``(..., N, T, H)`` gives ``(...)``."""
+    return tokens[..., mask, :].to(torch.float64).pow(2).sum(dim=(-2, -1)).cpu()
+
+
 def spectral_signature(
     hidden: Tensor,
     attention_mask: Tensor | None = None,
@@ -205,6 +210,7 @@ class SpectralAccumulator:
 
     def __init__(self) -> None:
         self.amplitude_sum: Tensor | None = None
+        self.square_sum: float | None = 0.0  # sum over real tokens and channels of x^2 (None: a batch lacked it)
         self.token_count = 0
         self.sample_count = 0
 
@@ -212,12 +218,14 @@ class SpectralAccumulator:
         tokens = as_tokens(hidden).detach()
         mask = token_mask(hidden, attention_mask, prefix_tokens=prefix_tokens)
         self.add(real_token_amplitude_sum(tokens, mask), int(mask.sum()), int(tokens.shape[0]),
-                 check=lambda: tokens[mask])
+                 check=lambda: tokens[mask], square_sum=float(real_token_square_sum(tokens, mask)))
 
     def add(
-        self, amplitude_sum: Tensor, tokens: int, samples: int, check: Callable[[], Tensor] | None = None
+        self, amplitude_sum: Tensor, tokens: int, samples: int, check: Callable[[], Tensor] | None = None,
+        square_sum: float | None = None,
     ) -> None:
-        """Add one batch's reduced sums (``check()`` returns the real tokens, to name a NaN/Inf)."""
+        """Add one batch's reduced sums (``check()`` returns the real tokens, to name a NaN/Inf;
+        ``square_sum``: the batch's sum of x^2 over real tokens and channels, for :meth:`rms`)."""
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0 or samples <= 0:
             raise ValueError(
                 f"a batch must add at least one real token and one sample, got tokens={tokens!r}, "
@@ -236,6 +244,7 @@ class SpectralAccumulator:
             self.amplitude_sum += amplitude_sum
         self.token_count += tokens
         self.sample_count += samples
+        self.square_sum = None if square_sum is None or self.square_sum is None else self.square_sum + float(square_sum)
 
     def signature(self, bins: int | None = None) -> Tensor:
         if self.amplitude_sum is None:
@@ -246,6 +255,12 @@ class SpectralAccumulator:
     def intensity(self, bins: int | None = None) -> float:
         return float(self.signature(bins).mean())
 
+    def rms(self) -> float | None:
+        """sqrt(mean over real tokens and channels of x^2): the layer's activation size (None if not summed)."""
+        if self.square_sum is None or self.amplitude_sum is None:
+            return None
+        return math.sqrt(self.square_sum / (self.token_count * self.amplitude_sum.numel()))
+
 
 @dataclass
 class LayerSpectra:
@@ -254,6 +269,7 @@ class LayerSpectra:
     layer: int
     signature: list[float]
     intensity: float
+    rms: float | None = None
 
 
 @dataclass
@@ -275,6 +291,12 @@ class SpectralProfile:
         return [layer.intensity for layer in self.layers]
 
     @property
+    def rms(self) -> list[float] | None:
+        """Per-layer RMS of the real tokens' activations, or None (a profile saved before it was recorded)."""
+        values = [layer.rms for layer in self.layers]
+        return None if any(v is None for v in values) else [float(v) for v in values]
+
+    @property
     def signatures(self) -> Tensor:
         """``(num_layers, bins)`` tensor of signatures."""
         return torch.tensor([layer.signature for layer in self.layers])
@@ -293,14 +315,17 @@ class SpectralProfile:
             "intensities": self.intensities,
             "signatures": [layer.signature for layer in self.layers],
             "metadata": self.metadata,
+            **({"rms_definition": "RMS_l = sqrt(masked mean over real tokens and channels of X^2)", "rms": self.rms}
+               if self.rms is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SpectralProfile":
         try:
+            rms = data.get("rms") or [None] * len(data["layers"])
             layers = [
-                LayerSpectra(layer=int(l), signature=list(s), intensity=float(i))
-                for l, s, i in zip(data["layers"], data["signatures"], data["intensities"], strict=True)
+                LayerSpectra(layer=int(l), signature=list(s), intensity=float(i), rms=None if r is None else float(r))
+                for l, s, i, r in zip(data["layers"], data["signatures"], data["intensities"], rms, strict=True)
             ]
             return cls(
                 model_name=data["model_name"],
@@ -380,9 +405,11 @@ class SpectralProfiler:
             real_mask = token_mask(first, mask if first.dim() == 3 else None, prefix_tokens=self.prefix_tokens)
             stacked = torch.stack([as_tokens(h.detach()) for h in hidden_states])
             sums = real_token_amplitude_sum(stacked, real_mask)
+            squares = real_token_square_sum(stacked, real_mask)
             count, samples = int(real_mask.sum()), int(stacked.shape[1])
             for layer, (accumulator, layer_sum) in enumerate(zip(self.accumulators, sums)):
-                accumulator.add(layer_sum, count, samples, check=lambda layer=layer: stacked[layer][real_mask])
+                accumulator.add(layer_sum, count, samples, check=lambda layer=layer: stacked[layer][real_mask],
+                                square_sum=float(squares[layer]))
         else:
             for accumulator, hidden in zip(self.accumulators, hidden_states):
                 accumulator.update(hidden, mask if hidden.dim() == 3 else None, prefix_tokens=self.prefix_tokens)
@@ -394,7 +421,8 @@ class SpectralProfiler:
             raise ValueError("no batch was profiled: the data source yielded nothing")
         hidden_size = int(self.accumulators[0].amplitude_sum.numel())
         layers = [
-            LayerSpectra(layer=i, signature=acc.signature(self.bins).tolist(), intensity=acc.intensity(self.bins))
+            LayerSpectra(layer=i, signature=acc.signature(self.bins).tolist(), intensity=acc.intensity(self.bins),
+                         rms=acc.rms())
             for i, acc in enumerate(self.accumulators)
         ]
         name = model_name or getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__

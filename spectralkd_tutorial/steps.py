@@ -12,6 +12,7 @@ directory that holds a run with other settings.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import time
@@ -29,10 +30,10 @@ from .core.distributed import is_main_process
 from .core.evaluation import evaluate
 from .core.run_store import RunStore, fingerprint
 from .core.teacher_cache import TeacherCache, prepare_cache
+from .errors import UsageError
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
 from .data.assemble import require_every_split
-from .errors import UsageError
 from .models import (TINY_NAMES, check_max_length, fetch_model_dir, load_classifier, load_model_dir,
                      model_blocks, model_directory, num_blocks, resolve_model_source, student_from_config,
                      student_from_teacher)
@@ -60,10 +61,34 @@ def load_data(config: RunConfig | DataConfig) -> IntentDataset:
 
 
 def data_settings(data: DataConfig) -> dict[str, Any]:
-    """What a result depends on in the data section (not where the files happen to lie)."""
+    """What a result depends on in the data section (not where the files happen to lie): the user's
+    data files are named by their contents (``sha256:...``), so an edited file is other data."""
     settings = asdict(data)
     settings.pop("data_dir")
+    for key in ("dataset", "train_file", "validation_file", "test_file"):
+        value = settings[key]
+        if isinstance(value, str) and not value.startswith("hf:") and Path(value).expanduser().is_file():
+            settings[key] = f"sha256:{file_sha256(Path(value).expanduser())}"
     return settings
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (remembered while its size and modification time stay the same)."""
+    status = path.stat()
+    return _file_sha256(str(path.resolve()), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _hash_file(hashlib.sha256(), path).hexdigest()
+
+
+def _hash_file(digest: Any, path: str | os.PathLike) -> Any:
+    """``digest`` updated with the bytes of ``path``, read in 1 MiB chunks."""
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest
 
 
 def analysis_texts(dataset: IntentDataset, n: int, split: str = "validation") -> list[str]:
@@ -105,9 +130,7 @@ def model_fingerprint(path: str | os.PathLike) -> str:
     for file in sorted(folder.iterdir()):
         if file.suffix in (".json", ".safetensors", ".bin") and file.is_file():
             digest.update(file.name.encode())
-            with open(file, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
+            _hash_file(digest, file)
     return digest.hexdigest()
 
 
@@ -143,11 +166,11 @@ def _fit_teacher(config: RunConfig, model, tokenizer, dataset, seed: int, store:
 
 
 def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> TeacherResult:
-    """A fine-tuned classifier used as is; its label count must match the data's."""
+    """A fine-tuned classifier used as is; its labels must be the data's (:func:`check_teacher_labels`)."""
     start = time.perf_counter()
     folder = fetch_model_dir(config.teacher.finetuned)
     model, tokenizer = load_model_dir(folder)
-    check_label_count(model, dataset, str(config.teacher.finetuned))
+    check_teacher_labels(model, dataset, str(config.teacher.finetuned))
     check_max_length(model, config.data.max_length, str(config.teacher.finetuned))
     model.to(resolve_device(config.runtime.device))
     kwargs = dict(max_length=config.data.max_length)
@@ -156,11 +179,38 @@ def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> Teacher
     return TeacherResult(model, tokenizer, metrics, model_fingerprint(folder), folder, time.perf_counter() - start)
 
 
-def check_label_count(model: nn.Module, dataset: IntentDataset, name: str) -> None:
-    """A classifier whose label count differs from the data's cannot be evaluated or distilled."""
+def check_out_is_not_teacher(config: RunConfig, out_dir: str | os.PathLike) -> None:
+    """``--out`` must not be the teacher's folder (nor the folder whose ``model/`` it is): the run would
+    write its student over the teacher it reads."""
+    if not config.teacher.finetuned:
+        return
+    teacher, out = Path(config.teacher.finetuned).expanduser(), Path(out_dir).expanduser().resolve()
+    if not teacher.exists():
+        return
+    folders = {teacher.resolve()}
+    try:
+        folders.add(model_directory(teacher).resolve())
+    except (FileNotFoundError, ValueError):
+        pass
+    if out in folders or out / "model" in folders:
+        raise UsageError(f"--out {out_dir} is your teacher's folder ({config.teacher.finetuned}): the run would write "
+                         "over the teacher it reads. Choose another --out")
+
+
+def check_teacher_labels(model: nn.Module, dataset: IntentDataset, name: str) -> None:
+    """A teacher must have the data's label count and, when it carries label names, list the data's
+    labels in the data's order: the one check every entry point that takes a teacher makes."""
+    from .inference import has_label_names, label_names
+
     if model.config.num_labels != dataset.num_labels:
         raise ValueError(f"{name} has {model.config.num_labels} labels but {dataset.name} has {dataset.num_labels}; "
                          "use a teacher fine-tuned on this data (or --teacher-base to fine-tune one)")
+    names = label_names(model)
+    if has_label_names(model) and names != list(dataset.label_names):
+        differ = next(i for i, (a, b) in enumerate(zip(names, dataset.label_names)) if a != b)
+        raise ValueError(f"teacher {name} labels differ from {dataset.name}'s: class {differ} is {names[differ]!r} "
+                         f"in the teacher but {dataset.label_names[differ]!r} in the data; use the data (and "
+                         "--oos-label/--label-column) the teacher was fine-tuned with")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,9 +254,11 @@ def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem:
 
 
 def choose_layers(strategy: str, num_student_layers: int, num_teacher_layers: int,
-                  intensities: Sequence[float] | None = None, *, seed: int = 0) -> LayerMapping:
-    """The teacher layers ``strategy`` aligns with a student of ``num_student_layers`` blocks."""
-    return select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed)
+                  intensities: Sequence[float] | None = None, *, seed: int = 0,
+                  rms: Sequence[float] | None = None) -> LayerMapping:
+    """The teacher layers ``strategy`` aligns with a student of ``num_student_layers`` blocks
+    (``rms``: the profile's per-layer RMS, which ``norm-topk`` ranks by)."""
+    return select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed, rms=rms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +302,8 @@ def check_student(config: RunConfig) -> None:
             raise UsageError(f"student.model: {error}") from None
 
 
-def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None
-                  ) -> tuple[nn.Module, LayerMapping | None]:
+def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None,
+                  *, rms: Sequence[float] | None = None) -> tuple[nn.Module, LayerMapping | None]:
     """The initial student and, for ``layers:K``, the mapping that chose the K teacher blocks it copies.
 
     ``random:KxH``: K randomly initialised blocks, H wide, of the teacher's family (seed 0), with the
@@ -265,7 +317,7 @@ def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[f
     if k is None:
         raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K and random:KxH "
                          "students; load a pretrained student with models.load_classifier")
-    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities)
+    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities, rms=rms)
     return student_from_teacher(teacher, init.teacher_layers), init
 
 

@@ -31,7 +31,7 @@ from .offline_models import MPNET_HUB_NAME
 from .stats import PairedDifference
 from .steps import load_data, train_teacher
 from .study_report import (condition_stats, study_conclusion, study_markdown, study_summary,  # noqa: F401 (re-exported)
-                           training_seconds, write_forest)
+                           study_takeaway, training_caveats, training_seconds, write_forest)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDY_STRATEGIES = ("none", "uniform", "last", "first", "random", "spectral-topk", "spectral-ends")
@@ -39,6 +39,8 @@ PUBLISHED_FILES = ("results.json", "study.md", "summary.md", "forest.png")
 # what the comparison does not use, left out of every condition's grid: per-epoch validation (the
 # final validation and test metrics are still computed) and the layer dynamics plots
 COMPARISON_SETTINGS = {"student.train.eval_each_epoch": False, "grid.dynamics_samples": 0}
+FIVE_SEEDS = (0, 1, 2, 3, 4)  # enough for a 1-point paired difference to be detectable (C5, C7)
+MPNET_TEACHER = {"teacher.model": MPNET_HUB_NAME, "teacher.train.learning_rate": 5e-5}  # C6 and C7 share it
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def _workshop_plan() -> list[Condition]:
         Condition("C5", "a narrow random student: 3 x 192, pooled teacher channels (SpectralKD's parameter-free match)",
                   "a student that does not start from the teacher has everything to learn from it",
                   overrides={"student.model": "random:3x192", "student.train.learning_rate": 1e-3},
-                  strategies=("none", "uniform", "last", "first", "spectral-ends"),
+                  strategies=("none", "uniform", "last", "first", "spectral-ends"), seeds=FIVE_SEEDS,
                   candidates=({"student.train.epochs": 2}, {"student.train.epochs": 4})),
         Condition("C5p", "the same narrow student, learned projection 192 -> 384 instead of pooling",
                   "TinyBERT / TextBrewer's learned projection as the second row of C5",
@@ -89,11 +91,18 @@ def _workshop_plan() -> list[Condition]:
                   compare_to="C5"),
         Condition("C6", "a deep teacher: MPNet (12 x 768) fine-tuned on CLINC150 small, 4 blocks copied from it",
                   "its intensity is not monotonic in depth, so the spectral rule picks its own blocks, not last's",
-                  dataset="clinc150:small", teacher={"teacher.model": MPNET_HUB_NAME, "teacher.train.learning_rate": 5e-5},
+                  dataset="clinc150:small", teacher=MPNET_TEACHER,
                   overrides={"student.model": "layers:4", "student.train.learning_rate": 1e-4},
                   strategies=("none", "uniform", "last", "first", "spectral-topk", "spectral-ends")),
+        Condition("C7", "a narrow random student of the deep teacher: MPNet (C6's) -> 4 x 192, pooled teacher channels",
+                  "the decisive case: alignment pays for a random student (C5) and the spectral rule picks its own "
+                  "blocks (C6), so the choice of layers can show",
+                  dataset="clinc150:small", teacher=MPNET_TEACHER,
+                  overrides={"student.model": "random:4x192", "student.train.learning_rate": 1e-3},
+                  strategies=("none", "uniform", "last", "first", "spectral-topk", "spectral-ends", "random"),
+                  seeds=FIVE_SEEDS, candidates=({"student.train.epochs": 2}, {"student.train.epochs": 4})),
     ]
-    order = ("C1", "C3", "C2", "C4", "C5", "C5p", "C6")
+    order = ("C1", "C3", "C2", "C4", "C5", "C5p", "C6", "C7")
     return sorted(conditions, key=lambda c: order.index(c.name))
 
 
@@ -132,6 +141,7 @@ class ConditionResult:
     seconds: float  # wall time of this call (a resumed condition: only what was left)
     source: str | None = None  # the committed grid the runs were read from (None: trained by this study)
     teacher_seconds: float = 0.0  # the teacher's recorded fine-tuning time (shared by the conditions of a data set)
+    teachers: list[dict[str, Any]] = field(default_factory=list)  # per teacher: the seeds distilled from it, test, seconds
 
 
 def scarce_training_set(dataset: IntentDataset, per_label: int, seed: int = 0) -> IntentDataset:
@@ -180,8 +190,13 @@ def condition_config(base: RunConfig, condition: Condition, teacher_dir: Path, c
 
 
 def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite: bool = False,
-                  chosen_by: dict[str, dict[str, Any]] | None = None, log=print) -> ConditionResult:
-    """Teacher (shared by the conditions of a data set), tuning on validation, then the grid."""
+                  chosen_by: dict[str, dict[str, Any]] | None = None, earlier: dict[str, Any] | None = None,
+                  log=print) -> ConditionResult:
+    """Teacher (shared by the conditions of a data set), tuning on validation, then the grid.
+
+    ``earlier``: this condition's record from a previous call or the published study. Where it was made
+    with the same settings, its runs are kept and only the seeds it lacks are trained (and its tuning
+    is reused), so that seeds can be added to a published condition without retraining the others."""
     start = time.perf_counter()
     if condition.published and (PROJECT_ROOT / condition.published).exists():
         return published_condition(base, condition, out, start)
@@ -190,12 +205,79 @@ def run_condition(base: RunConfig, condition: Condition, out: Path, *, overwrite
     teacher = train_teacher(config, out / "teachers" / teacher_slug(base, condition), dataset=dataset,
                             overwrite=overwrite)
     students_data = scarce_training_set(dataset, condition.per_label) if condition.per_label else dataset
-    tuning, chosen = _tune(base, condition, out, teacher.directory, students_data, overwrite, chosen_by or {}, log)
+    kept = [] if overwrite or earlier is None else kept_runs(base, condition, teacher.directory, earlier, chosen_by)
+    reuse = earlier if kept else None
+    tuning, chosen = _tune(base, condition, out, teacher.directory, students_data, overwrite, chosen_by or {}, log,
+                           earlier=reuse)
     config = condition_config(base, condition, teacher.directory, chosen).replace(**COMPARISON_SETTINGS)
-    log(f"{condition.name}: {condition.title} ({len(students_data.train)} training utterances, {chosen or 'no tuning'})")
-    report = run_experiment(config, out / "conditions" / condition.name, dataset=students_data, overwrite=overwrite)
-    return ConditionResult(condition, config, report, tuning, time.perf_counter() - start,
-                           teacher_seconds=teacher.seconds)
+    missing = tuple(seed for seed in condition.seeds if seed not in {r["seed"] for r in kept})
+    kept_note = f"; seeds {sorted({r['seed'] for r in kept})} kept" if kept else ""
+    log(f"{condition.name}: {condition.title} ({len(students_data.train)} training utterances, "
+        f"{chosen or 'no tuning'}{kept_note})")
+    report = run_experiment(config.replace(**{"grid.seeds": missing or condition.seeds}),
+                            out / "conditions" / condition.name, dataset=students_data, overwrite=overwrite)
+    teachers = [{"seeds": sorted({r["seed"] for r in report.runs}), "test": report.teacher_test,
+                 "seconds": teacher.seconds}]
+    if kept:
+        teachers = _merged_teachers(reuse, kept) + (teachers if missing else [])
+        report = _merged(report, kept, condition, missing, teachers[0]["test"])
+    return ConditionResult(condition, config.replace(**{"grid.seeds": condition.seeds}), report, tuning,
+                           time.perf_counter() - start + (reuse or {}).get("seconds", 0.0),
+                           teacher_seconds=teachers[0]["seconds"], teachers=teachers)
+
+
+def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """A condition's settings without what may differ between calls that add seeds to it."""
+    settings = {k: dict(v) if isinstance(v, dict) else v for k, v in config_dict.items() if k != "runtime"}
+    settings["teacher"] = {k: v for k, v in settings["teacher"].items() if k != "finetuned"}
+    settings["data"] = {k: v for k, v in settings["data"].items() if k != "data_dir"}
+    settings["grid"] = {k: v for k, v in settings["grid"].items() if k != "seeds"}
+    return settings
+
+
+def kept_runs(base: RunConfig, condition: Condition, teacher_dir: Path, earlier: dict[str, Any],
+              chosen_by: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The runs of ``earlier`` (a record of this condition) that this call keeps: those of its seeds that ran
+    every strategy, when ``earlier`` was made with this condition's settings (else none: all seeds run)."""
+    chosen = (chosen_by or {}).get(condition.tuned_like, {}) if condition.tuned_like else _tuned_setting(earlier)
+    now = condition_config(base, condition, teacher_dir, chosen).replace(**COMPARISON_SETTINGS)
+    if earlier.get("source") or _comparable(earlier["config"]) != _comparable(now.to_dict()):
+        return []
+    done = [seed for seed in condition.seeds
+            if {r["strategy"] for r in earlier["runs"] if r["seed"] == seed} >= set(condition.strategies)]
+    return [r for r in earlier["runs"] if r["seed"] in done and r["strategy"] in condition.strategies]
+
+
+def _complete(base: RunConfig, condition: Condition, out: Path, earlier: dict[str, Any],
+              chosen_by: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``earlier`` already holds every seed and strategy of ``condition``, with its settings."""
+    teacher_dir = out / "teachers" / teacher_slug(base, condition)
+    return {r["seed"] for r in kept_runs(base, condition, teacher_dir, earlier, chosen_by)} >= set(condition.seeds)
+
+
+def _tuned_setting(record: dict[str, Any]) -> dict[str, Any]:
+    return dict(max(record["tuning"], key=lambda t: t["validation_headline"])["settings"]) if record["tuning"] else {}
+
+
+def _merged(report: ExperimentReport, kept: list[dict[str, Any]], condition: Condition,
+            missing: tuple[int, ...], teacher_test: dict[str, float]) -> ExperimentReport:
+    """``report``'s runs of the seeds that were missing added to the kept ones, in seed order; the headline
+    teacher is the kept runs' (the record's ``teachers`` lists each teacher with its seeds)."""
+    import dataclasses
+
+    new = [r for r in report.runs if r["seed"] in missing] if missing else []
+    order = {s: i for i, s in enumerate(condition.strategies)}
+    runs = sorted(kept + new, key=lambda r: (r["seed"], order[r["strategy"]]))
+    return dataclasses.replace(report, runs=runs, seconds=sum(r.get("seconds", 0.0) for r in runs),
+                               teacher_test=teacher_test)
+
+
+def _merged_teachers(earlier: dict[str, Any], kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The teachers the kept runs were distilled from (an earlier call's, as recorded)."""
+    if earlier.get("teachers"):
+        return earlier["teachers"]
+    return [{"seeds": sorted({r["seed"] for r in kept}), "test": earlier["teacher_test"],
+             "seconds": earlier.get("teacher_seconds", 0.0)}]
 
 
 def published_condition(base: RunConfig, condition: Condition, out: Path, start: float) -> ConditionResult:
@@ -251,8 +333,13 @@ def _carry_conditions(previous: dict[str, Any], published: Path, preset: str, lo
             log(f"{name}: kept from {published} (not in this run's directory)")
 
 
-def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log) -> tuple[list[dict], dict]:
-    """Each candidate once (``none``, seed 0), scored on validation; the best is used."""
+def _tune(base, condition, out, teacher_dir, dataset, overwrite, chosen_by, log, *,
+          earlier: dict[str, Any] | None = None) -> tuple[list[dict], dict]:
+    """Each candidate once (``none``, seed 0), scored on validation; the best is used (an ``earlier``
+    record's tuning is reused as it stands)."""
+    if earlier is not None and earlier["tuning"]:
+        chosen_by[condition.name] = _tuned_setting(earlier)
+        return list(earlier["tuning"]), _tuned_setting(earlier)
     if condition.tuned_like:
         if condition.tuned_like not in chosen_by:
             raise ValueError(f"{condition.name} reuses the setting tuned for {condition.tuned_like}: run "
@@ -294,12 +381,18 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         previous = store.read_json("results.json") if store.exists("results.json") else {"conditions": {}}
         if keep_from is not None:
             _carry_conditions(previous, Path(keep_from) / "results.json", base.name, log)
-        chosen_by = {name: max(r["tuning"], key=lambda t: t["validation_headline"])["settings"]
-                     for name, r in previous["conditions"].items() if r["tuning"]}
+            if previous["conditions"] and not report_only:  # a call stopped half-way resumes with what it kept
+                store.write_json("results.json", previous)
+        chosen_by = {name: _tuned_setting(r) for name, r in previous["conditions"].items() if r["tuning"]}
         if report_only and not previous["conditions"]:
             raise ValueError(f"{out / 'results.json'} holds no finished condition yet: run the study first")
         for condition in ([] if report_only else plan):
-            result = run_condition(base, condition, out, overwrite=overwrite, chosen_by=chosen_by, log=log)
+            earlier = previous["conditions"].get(condition.name)
+            if not overwrite and earlier is not None and not condition.published and _complete(base, condition, out, earlier, chosen_by):
+                log(f"{condition.name}: finished (seeds {earlier['seeds']}), kept")
+                continue
+            result = run_condition(base, condition, out, overwrite=overwrite, chosen_by=chosen_by,
+                                   earlier=previous["conditions"].get(condition.name), log=log)
             results.append(result)
             previous["conditions"][condition.name] = condition_record(result)
             store.write_json("results.json", previous)
@@ -312,12 +405,52 @@ def run_study(base: RunConfig, out_dir: str | os.PathLike, *, conditions: Sequen
         for condition in full_plan:  # records written before a condition named its comparison
             if condition.compare_to and condition.name in previous["conditions"]:
                 previous["conditions"][condition.name].setdefault("compare_to", condition.compare_to)
+        for record in previous["conditions"].values():  # the statistics follow the runs and the current rules
+            record["stats"] = condition_stats(record["runs"], list(record["stats"]["strategies"]))
+            record["training_seconds"] = training_seconds(record["runs"], record["tuning"])
         store.write_json("results.json", previous)
         records = previous["conditions"]
-        atomic_write_text(store.path("study.md"), study_markdown(records) + "\n**Reading.**\n\n" + study_conclusion(records) + "\n")
-        atomic_write_text(store.path("summary.md"), study_summary(records) + "\n")
+        pending = pending_conditions(base, full_plan, records)
+        reading = f"{study_takeaway(records)}\n\n{study_conclusion(records)}{_caveats(records)}{pending}"
+        atomic_write_text(store.path("study.md"), f"{study_markdown(records)}\n**Reading.**\n\n{reading}\n")
+        atomic_write_text(store.path("summary.md"), f"{study_summary(records)}{pending}\n")
         write_forest(records, store.path("forest.png"))
     return previous
+
+
+def pending_conditions(base: RunConfig, plan: Sequence[Condition], records: dict[str, dict[str, Any]]) -> str:
+    """A paragraph for each planned condition that is not (fully) run: the seeds it lacks, or its size."""
+    from .study_sizing import size_condition, sizing_sentence
+
+    lines = []
+    for condition in plan:
+        record = records.get(condition.name)
+        if record is not None:
+            lacking = sorted(set(condition.seeds) - {r["seed"] for r in record["runs"]})
+            if lacking:
+                lines.append(f"{condition.name}: seeds {lacking} of the plan not run yet (the table shows seeds "
+                             f"{sorted({r['seed'] for r in record['runs']})}).")
+            continue
+        if condition.published:
+            continue
+        config = condition_config(base, condition, Path("teacher"), {}).replace(**COMPARISON_SETTINGS)
+        try:
+            size = size_condition(condition, config.to_dict(), records, _train_size)
+        except (ValueError, OSError) as error:  # nothing comparable recorded, or the data is not at hand
+            lines.append(f"{condition.name} is defined, not yet run ({error}).")
+            continue
+        lines.append(sizing_sentence(size))
+    return "".join(f"\n\n{line}" for line in lines)
+
+
+def _caveats(records: dict[str, dict[str, Any]]) -> str:
+    text = training_caveats(records)
+    return f"\n\n**Caveats.**\n\n{text}" if text else ""
+
+
+def _train_size(config: dict[str, Any]) -> int:
+    """Training utterances of a condition's data set (per-label subsets are not sized here)."""
+    return len(load_data(RunConfig.from_dict(config)).train)
 
 
 def condition_record(result: ConditionResult) -> dict[str, Any]:
@@ -333,6 +466,7 @@ def condition_record(result: ConditionResult) -> dict[str, Any]:
             "stats": condition_stats(report.runs, strategies), "runs": report.runs, "source": result.source,
             "compare_to": result.condition.compare_to,
             "seconds": result.seconds, "grid_seconds": report.seconds, "teacher_seconds": result.teacher_seconds,
+            "teachers": result.teachers,
             "training_seconds": training_seconds(report.runs, result.tuning)}
 
 

@@ -196,3 +196,35 @@ def _draw_forest(ax, rows: Sequence[tuple[str, float, float, float]]) -> None:
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.4)
+
+
+def plot_two_axes(hidden: np.ndarray, *, token: int = 0, channel: int = 0, figsize=(11.0, 5.2)) -> Figure:
+    """The two FFT axes of SpectralKD on one ``(tokens, channels)`` hidden state.
+
+    Top: choosing layers — token ``token``'s row, FFT over the **channels** (``|F[k]|``, k = cycles
+    across the H channels, divided by H as the profiler does). Bottom: aligning — channel
+    ``channel``'s column, ``rfft`` over the **tokens** (``norm="ortho"``, as the loss does).
+    """
+    x = np.asarray(hidden, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"hidden must be (tokens, channels), got shape {x.shape}")
+    tokens, width = x.shape
+    row = np.abs(np.fft.fft(x[token])) / width
+    column = np.abs(np.fft.rfft(x[:, channel], norm="ortho"))
+    fig, axes = plt.subplots(2, 2, figsize=figsize, gridspec_kw={"width_ratios": [1.3, 1]})
+    for ax, (kind, index) in zip(axes[:, 0], (("row", token), ("column", channel))):
+        ax.imshow(x, aspect="auto", cmap="RdBu_r", interpolation="nearest")
+        box = ((-0.5, index - 0.5), width, 1) if kind == "row" else ((index - 0.5, -0.5), 1, tokens)
+        ax.add_patch(plt.Rectangle(*box, fill=False, edgecolor="black", linewidth=2))
+        ax.set_xlabel("channel h")
+        ax.set_ylabel("token position n")
+    axes[0, 0].set_title(f"choosing layers: token {token}'s row, FFT over the channels", fontsize=10)
+    axes[1, 0].set_title(f"aligning: channel {channel}'s column, rfft over the tokens", fontsize=10)
+    axes[0, 1].bar(np.arange(width // 2 + 1), row[: width // 2 + 1], color="C0")
+    axes[0, 1].set_xlabel("k: cycles across the H channels (the profile's bins)")
+    axes[0, 1].set_ylabel("|F[k]| / H")
+    axes[1, 1].bar(np.arange(len(column)), column, color="C1")
+    axes[1, 1].set_xlabel("k: cycles across the N token positions (the loss's columns)")
+    axes[1, 1].set_ylabel("|F[k]| (ortho)")
+    fig.tight_layout()
+    return fig

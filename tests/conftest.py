@@ -95,3 +95,12 @@ def interrupt_training(monkeypatch):
         monkeypatch.setattr(training, "train_step", interrupted)
 
     return arm
+
+
+@pytest.fixture(scope="module")
+def offline_private_cache(tmp_path_factory):
+    """Offline, a private cache of tiny checkpoints, for one test module and its subprocesses."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield

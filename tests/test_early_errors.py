@@ -59,9 +59,10 @@ def no_training(monkeypatch):
 
 
 def one_line_error(code: int, err: str, command: str) -> None:
-    """Exit code 2 and one line, ``spectralkd COMMAND: error: ...``."""
+    """Exit code 2 and one line, ``spectralkd COMMAND: error: ...`` (after any ``note:`` lines)."""
     assert code == 2, err
-    assert err.startswith(f"spectralkd {command}: error: ") and err.count("\n") == 1, err
+    *notes, last = err.strip("\n").split("\n")
+    assert last.startswith(f"spectralkd {command}: error: ") and all(n.startswith("note: ") for n in notes), err
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -284,7 +285,7 @@ def test_a_full_disk_inside_torch_save_names_the_file(tmp_path, capsys, monkeypa
     save = torch.save
 
     def full(obj, path, *args, **kwargs):
-        if Path(path).name.startswith(".checkpoint.pt."):
+        if Path(path).name.endswith(".tmp") and "checkpoint.pt." in Path(path).name:  # its temporary file
             return save(obj, "/dev/full", *args, **kwargs)  # the real error of a full disk
         return save(obj, path, *args, **kwargs)
 
@@ -372,13 +373,18 @@ def test_a_grid_config_records_every_run_it_holds(grid, tmp_path, capsys, monkey
 def test_one_seed_cannot_tell():
     from spectralkd_tutorial.experiment import conclusion
 
-    rows = [{"strategy": "uniform", "seeds": 1, "accuracy_mean": 0.80, "accuracy_std": 0.0},
-            {"strategy": "spectral-ends", "seeds": 1, "accuracy_mean": 0.70, "accuracy_std": 0.0}]
-    text = conclusion(rows)
+    def grid(accuracies: dict[str, list[float]]):
+        runs = [{"strategy": name, "seed": seed, "test": {"accuracy": value}}
+                for name, values in accuracies.items() for seed, value in enumerate(values)]
+        rows = [{"strategy": name, "seeds": len(values), "accuracy_mean": sum(values) / len(values),
+                 "accuracy_std": 0.0 if len(values) == 1 else 0.01} for name, values in accuracies.items()]
+        return rows, runs
+
+    text = conclusion(*grid({"uniform": [0.80], "spectral-ends": [0.70]}))
     assert "One seed cannot tell whether spectral selection (`spectral-ends`) beats the best baseline (`uniform`)" in text
-    assert "seed std" not in text and "does NOT beat" not in text
-    rows = [{**row, "seeds": 3, "accuracy_std": 0.01} for row in rows]
-    assert "does NOT beat the baselines" in conclusion(rows)
+    assert "does NOT beat" not in text and "does not matter much" not in text and "seed std" not in text
+    text = conclusion(*grid({"uniform": [0.80, 0.81, 0.79], "spectral-ends": [0.70, 0.71, 0.69]}))
+    assert "does NOT beat the baselines" in text
 
 
 def test_the_teacher_cache_dtype_is_part_of_a_grid_fingerprint():

@@ -51,8 +51,10 @@ def assert_correct(feedback: Feedback) -> None:
 CHECKERS = [getattr(ex, name) for name in ex.__all__ if name.startswith("check_")]
 #: keyword arguments for checkers whose question has no default
 REQUIRED = {
-    "check_hottest_layer": dict(intensities=[0.1, 0.5, 0.2]),
-    "check_curve_shape": dict(intensities=[0.1, 0.5, 0.2]),
+    "check_scaled_topk": dict(intensities=[0.1, 0.5, 0.2, 0.3], layer=1, num_student_layers=2),
+    "check_same_as_last": dict(intensities=[0.1, 0.5, 0.2, 0.3], num_student_layers=2),
+    "check_distinct_students": dict(intensities=[0.1, 0.5, 0.2, 0.3], num_student_layers=2),
+    "check_ends_split": dict(intensities=[0.1, 0.5, 0.2, 0.3, 0.4], num_student_layers=2, reference_layers=3),
     "check_spectral_ends": dict(intensities=[1.0, 0.5, 0.2, 0.9], num_student_layers=2),
     "check_masked_signature": dict(amplitudes=[[1.0, 2.0]], mask=[[1, 0]]),
     "check_paired_sd": dict(a=[0.9, 0.8, 0.85], b=[0.88, 0.79, 0.86]),
@@ -145,47 +147,87 @@ def test_token_count():
     assert_correct(ex.check_token_count(4 * 4 + 1, image_size=8, patch_size=2, distilled=False))
 
 
-CURVE = [0.92, 0.85, 0.40, 0.31, 0.27, 0.25, 0.24, 0.26, 0.30, 0.41, 0.63, 0.98, 0.90]
+def _intensity_numpy(hidden: np.ndarray) -> float:
+    """Independent of the package: mean over bins k < H//2 + 1 and over tokens of |FFT(x)/H|."""
+    width = hidden.shape[-1]
+    return float(np.abs(np.fft.fft(hidden, axis=-1) / width)[..., : width // 2 + 1].mean())
 
 
-def test_hottest_layer():
-    hottest = int(np.argmax(CURVE))
-    assert hottest == 11
-    assert_correct(ex.check_hottest_layer(hottest, intensities=CURVE))
-    assert_correct(ex.check_hottest_layer(np.argmax(CURVE), intensities=CURVE))
-    assert_hint(ex.check_hottest_layer(hottest + 1, intensities=CURVE), "off by one: layer 0 is the embedding",
-                hottest)
-    assert_hint(ex.check_hottest_layer(int(np.argmin(CURVE)), intensities=CURVE), "coldest layer", hottest)
-    assert_hint(ex.check_hottest_layer(max(CURVE), intensities=CURVE), "that is an intensity value", hottest)
-    assert_hint(ex.check_hottest_layer(len(CURVE), intensities=CURVE), "layers are numbered 0", hottest)
-    assert_hint(ex.check_hottest_layer(3, intensities=CURVE), "not the hottest", hottest)
+def _topk(intensities, k):
+    blocks = range(1, len(intensities))
+    return sorted(sorted(blocks, key=lambda layer: (-intensities[layer], layer))[:k])
 
 
-def _spearman(values):
-    ranks = np.argsort(np.argsort(values))
-    return float(np.corrcoef(np.arange(len(values)), ranks)[0, 1])
+RAISED = [0.30, 0.42, 0.35, 0.41, 0.52, 0.61, 0.75]  # chapter 2, exercise 2
 
 
-def test_curve_shape():
-    peaked = [0.50, 0.80, 0.90, 0.70, 0.60, 0.55, 0.52]
-    interior = np.mean(peaked[1:-1])
-    assert 0 < int(np.argmax(peaked)) < len(peaked) - 1 and max(peaked[0], peaked[-1]) < interior
-    assert abs(_spearman(peaked)) < 0.8 and int(np.argmin(peaked)) == 0  # neither trend nor U
-    for answer in ("peaked", "Peaked ", "PEAKED"):
-        assert_correct(ex.check_curve_shape(answer, intensities=peaked))
-    assert_hint(ex.check_curve_shape("U", intensities=peaked), "coldest layer in the interior", "peaked")
-    assert_hint(ex.check_curve_shape("rising", intensities=peaked), "at least 0.8", "peaked")
-    assert_hint(ex.check_curve_shape("falling", intensities=peaked), "at most -0.8", "peaked")
-    assert_hint(ex.check_curve_shape("mixed", intensities=peaked), "one of the four tests matches", "peaked")
-    invalid = ex.check_curve_shape("bell", intensities=peaked)  # lists the five labels, all of them
-    assert invalid.correct is False and all(label in invalid.message for label in ex.ch2_vision.SHAPES)
-    # a rising curve whose ends are above the interior mean is a U: the U test comes first
-    rising_u = [0.6, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1]
-    assert _spearman(rising_u) >= 0.8
-    assert_correct(ex.check_curve_shape("u-shape", intensities=rising_u))
-    assert_hint(ex.check_curve_shape("rising", intensities=rising_u), "stops at the FIRST test", "U-shape")
-    assert_hint(ex.check_curve_shape("peaked", intensities=CURVE), "hottest layer in the interior and both end",
-                "U-shape")
+def test_scaled_topk():
+    rng = np.random.default_rng(0)
+    hidden = rng.standard_normal((3, 10, 16))
+    assert math.isclose(_intensity_numpy(2 * hidden), 2 * _intensity_numpy(hidden))  # the intensity is linear
+    scaled = list(RAISED)
+    scaled[2] *= 2
+    truth, before = _topk(scaled, 3), _topk(RAISED, 3)
+    assert truth == [2, 5, 6] and before == [4, 5, 6]
+    forms = _forms(truth)
+
+    def check(answer, **kwargs):
+        return ex.check_scaled_topk(answer, **{"intensities": RAISED, "layer": 2, **kwargs})
+
+    for answer in (truth, tuple(reversed(truth)), np.array(truth), torch.tensor(truth)):
+        assert_correct(check(answer))
+    assert_hint(check(before), "that is the choice before the scaling", *forms)
+    assert_hint(check([1, 5, 6]), "what is block 2's intensity after the scaling", *forms)
+    assert_hint(check([2, 4, 6]), "recompute block 2's intensity", *forms)
+    assert_hint(check([2, 5]), "choose exactly 3", *forms)
+    assert_hint(check([0, 5, 6]), "layer 0 (the embedding output) is not a candidate", *forms)
+    # scaled by 1.1 the layer stays out, and guessing it in is the "energy, not size" mistake
+    assert_correct(check(before, factor=1.1))
+    assert_hint(check([2, 5, 6], factor=1.1), "not among the 3 largest", *_forms(before))
+    # a factor that pushes another layer out of a 2-block choice
+    assert_correct(check(_topk([v * (3 if i == 1 else 1) for i, v in enumerate(RAISED)], 2), layer=1, factor=3,
+                         num_student_layers=2))
+
+
+SPIKED = [0.5, 0.6, 0.7, 0.75, 1.4, 0.8, 0.9, 1.0, 1.1]  # chapter 2, exercise 3: rising, one spike at block 4
+
+
+def _uniform(k, total):
+    return [int(math.floor(i * total / k + 0.5)) for i in range(1, k + 1)]
+
+
+def test_same_as_last():
+    k, total = 4, len(SPIKED) - 1
+    last = list(range(total - k + 1, total + 1))
+    chosen = {"spectral-topk": _topk(SPIKED, k), "spectral-ends": _ends_by_brute_force(SPIKED, k),
+              "uniform": _uniform(k, total), "first": list(range(1, k + 1))}
+    truth = {name for name, layers in chosen.items() if layers == last}
+    assert truth == {"spectral-ends"}
+
+    def check(answer, curve=SPIKED):
+        return ex.check_same_as_last(answer, intensities=curve, num_student_layers=k)
+
+    forms = ("spectral-ends",)
+    assert_correct(check(["spectral-ends"]))
+    assert_correct(check("Spectral-Ends"))
+    assert_correct(check(("spectral-ends",)))
+    assert_hint(check(["spectral-ends", "spectral-topk"]), "1 of the 4 verdicts wrong; recheck the rule that takes "
+                "the K largest", *forms)
+    assert_hint(check([]), "work out the totals", *forms)
+    assert_hint(check(["uniform"]), "2 of the 4 verdicts wrong", *forms)
+    assert_hint(check(["spectral-ends", "uniform"]), "spaces its picks evenly", *forms)
+    assert_hint(check(["spectral-ends", "first"]), "takes blocks 1 .. K", *forms)
+    unknown = check(["last"])  # lists the four names, all of them
+    assert unknown.correct is False and "unknown name" in unknown.message
+    assert all(name in unknown.message for name in ex.ch2_vision.COMPARED_STRATEGIES)
+    # without the spike the curve rises steadily and both spectral rules return `last`; a U gives neither
+    rising = sorted(SPIKED)
+    assert _topk(rising, k) == _ends_by_brute_force(rising, k) == last
+    assert_correct(check(["spectral-topk", "spectral-ends"], curve=rising))
+    assert_hint(check(["spectral-ends"], curve=rising), "are all of them among the last K", "spectral-topk")
+    u_shape = [1.0, 0.9, 0.8, 0.2, 0.1, 0.1, 0.2, 0.3, 0.4]
+    assert _ends_by_brute_force(u_shape, k) != last and _topk(u_shape, k) != last
+    assert_correct(check([], curve=u_shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,13 +335,43 @@ def test_dc_error_weight():
     assert_correct(ex.check_dc_error_weight(Fraction(16, 18), seq_len=16))
 
 
-def test_kd_factor():
-    for temperature in (4.0, 2.0, 0.5):
-        assert_correct(ex.check_kd_factor(temperature**2, temperature=temperature))
-    assert_hint(ex.check_kd_factor(4), "that is T itself", "16")
-    assert_hint(ex.check_kd_factor(1 / 16), "inverted", "16")
-    assert_hint(ex.check_kd_factor(1), "without a factor", "16")
-    assert_hint(ex.check_kd_factor(8), "not the factor", "16")
+WORKSHOP_LIKE = [0.020, 0.026, 0.025, 0.027, 0.030, 0.028, 0.033]  # chapter 4, exercise 3
+
+
+def _pairs_by_hand(strategy, intensities, k, seed):
+    """Each strategy's (student, teacher) pairs from its definition (selection.py's docstring)."""
+    import random
+
+    total = len(intensities) - 1
+    blocks = list(range(1, total + 1))
+    layers = {"spectral-topk": _topk(intensities, k), "spectral-ends": _ends_by_brute_force(intensities, k),
+              "uniform": _uniform(k, total), "reverse": _uniform(k, total)[::-1], "last": blocks[-k:],
+              "first": blocks[:k], "random": sorted(random.Random(seed).sample(blocks, k)), "none": []}[strategy]
+    return tuple(enumerate(layers, start=1))
+
+
+def test_distinct_students():
+    strategies = ["spectral-topk", "spectral-ends", "uniform", "last", "first", "random", "reverse", "none"]
+    truth = len({_pairs_by_hand(s, WORKSHOP_LIKE, 3, 0) for s in strategies})
+    assert truth == 6  # topk = ends = last on this rising curve
+
+    def check(answer, **kwargs):
+        return ex.check_distinct_students(answer, **{"intensities": WORKSHOP_LIKE, **kwargs})
+
+    forms = (str(truth),)
+    assert_correct(check(truth))
+    assert_correct(check(float(truth)))
+    assert_hint(check(8), "some strategies pick exactly the same teacher blocks", *forms)
+    assert_hint(check(truth - 1), "one too few", *forms)
+    assert_hint(check(7), "too many", *forms)
+    assert_hint(check(3), "too few", *forms)
+    assert_hint(check(0), "one run each per seed", *forms)
+    assert_hint(check(12), "one run each per seed", *forms)
+    # other curves, other seeds: the count follows the mappings
+    for curve, k, seed in ((sorted(WORKSHOP_LIKE, reverse=True), 3, 1), ([1.0, 0.9, 0.2, 0.1, 0.3, 1.1], 2, 2),
+                           (WORKSHOP_LIKE, 2, 5)):
+        expected = len({_pairs_by_hand(s, curve, k, seed) for s in strategies})
+        assert_correct(check(expected, intensities=curve, num_student_layers=k, seed=seed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,28 +410,33 @@ def test_projection_parameters():
     assert_hint(ex.check_projection_parameters(5), "count the entries", *forms)
 
 
-def _roberta_large_counts(kept):
-    H, V, P, T, FF, labels, blocks = 1024, 50265, 514, 1, 4096, 151, 24
-    embeddings = (V + P + T) * H + 2 * H
-    block = 4 * (H * H + H) + (H * FF + FF) + (FF * H + H) + 2 * 2 * H
-    head = (H * H + H) + (H * labels + labels)
-    return embeddings + kept * block + head, embeddings + blocks * block + head
+# chapter 5, exercise 3: a 24-block U-shaped curve (layer 0 first), hot ends, cool middle
+ROBERTA_LIKE = ([1.0] + [1.30, 1.20, 1.10, 0.90, 0.88, 0.86, 0.84, 0.82, 0.80]
+                + [0.40, 0.38, 0.36, 0.34, 0.32, 0.30, 0.31, 0.33, 0.35, 0.37, 0.39, 0.70, 1.25, 1.40, 1.50])
 
 
-def test_parameter_ratio():
-    student, teacher = _roberta_large_counts(6)
-    assert teacher == 355_514_519  # roberta-large with a 151-way head (the published model is about 355M)
-    truth = student / teacher
-    forms = (f"{truth:.3f}", f"{truth:.2f}", f"{truth:.4f}", f"{100 * truth:.1f}")
-    assert_correct(ex.check_parameter_ratio(truth, kept_blocks=6))
-    assert_correct(ex.check_parameter_ratio(round(truth, 3) + 0.004))
-    assert_hint(ex.check_parameter_ratio(6 / 24), "counts the blocks only", *forms)
-    assert_hint(ex.check_parameter_ratio(100 * truth), "not a percentage", *forms)
-    assert_hint(ex.check_parameter_ratio(2), "between 0 and 1", *forms)
-    assert_hint(ex.check_parameter_ratio(0.5), "too high", *forms)
-    assert_hint(ex.check_parameter_ratio(0.3), "too low", *forms)
-    student12, _ = _roberta_large_counts(12)
-    assert_correct(ex.check_parameter_ratio(student12 / teacher, kept_blocks=12))
+def _first_count(intensities, k):
+    return sum(1 for layer in _ends_by_brute_force(intensities, k) if layer <= k)
+
+
+def test_ends_split():
+    assert _ends_by_brute_force(ROBERTA_LIKE, 12) == list(range(1, 10)) + [22, 23, 24]  # 9 + 3, like the blog's
+    truth = _first_count(ROBERTA_LIKE, 6)
+    assert truth == 3 and truth != round(9 * 6 / 12)
+
+    def check(answer, **kwargs):
+        return ex.check_ends_split(answer, **{"intensities": ROBERTA_LIKE, **kwargs})
+
+    forms = (str(truth),)
+    assert_correct(check(truth))
+    assert_correct(check(np.int64(truth)))
+    for proportional in (4, 5):
+        assert_hint(check(proportional), "does not keep the proportion", *forms)
+    assert_hint(check(1), "not the split with the largest total", *forms)
+    assert_hint(check(7), "0 .. 6", *forms)
+    assert_hint(check(2.5), "whole number", *forms)
+    for k in (2, 4, 8):
+        assert_correct(check(_first_count(ROBERTA_LIKE, k), num_student_layers=k))
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +472,9 @@ def test_exercises_come_last_and_are_complete(notebook):
     tags = [tuple(cell.metadata.get("tags", [])) for cell in notebook.cells]
     start = tags.index(("exercises",))
     assert notebook.cells[start].source.startswith("## Exercises")
-    section = tags[start + 1:]
+    end = tags.index(("takeaways",))  # only the chapter's "What you learned" follows the exercises
+    assert all(tag == ("takeaways",) for tag in tags[end:])
+    section = tags[start + 1:end]
     assert len(section) % 3 == 0 and 2 <= len(section) // 3 <= 4
     assert all(triple == (("exercise-question",), ("exercise",), ("solution",))
                for triple in itertools.zip_longest(*[iter(section)] * 3))

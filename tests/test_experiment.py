@@ -31,6 +31,7 @@ from spectralkd_tutorial.models import student_from_teacher
 from spectralkd_tutorial.presets import get_preset
 from spectralkd_tutorial.steps import train_teacher
 from spectralkd_tutorial.selection import select_layers
+from spectralkd_tutorial.stats import pair_by_seed, paired_difference
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
 SEEDS = (0, 1)
@@ -161,7 +162,7 @@ def test_results_table_matches_a_recomputation_from_the_runs(grid):
         assert overall == pct([r["test"]["overall_accuracy"] for r in chosen])
         assert retained == pct([r["test"]["in_scope_accuracy"] / teacher_test["in_scope_accuracy"] for r in chosen])
         assert seeds == str(len(SEEDS))
-    verdict = conclusion(summarise(runs, teacher_test, STRATEGIES))
+    verdict = conclusion(summarise(runs, teacher_test, STRATEGIES), runs)
     assert verdict == report.conclusion and verdict in (out / "results.md").read_text()
 
 
@@ -296,12 +297,18 @@ def test_summarise_agrees_with_statistics():
 @pytest.mark.parametrize("spectral, expected", [
     ([0.90, 0.91, 0.92], "beats the best baseline (`uniform`) by 10.00 points"),
     ([0.70, 0.71, 0.72], "does NOT beat the baselines: the best baseline (`uniform`) is ahead of `spectral-ends` by 10.00"),
-    ([0.80, 0.82, 0.84], "are within seed noise: difference +1.00 points"),
+    ([0.80, 0.82, 0.84], "are within seed noise: paired difference +1.00 points"),
+    # a mean gap bigger than either strategy's seed std, yet not consistent seed by seed: paired, no verdict
+    ([0.85, 0.82, 0.85], "are within seed noise: paired difference +3.00 points"),
+    # a gap smaller than the seed std, but the same on every seed: paired, it is real
+    ([0.805, 0.8151, 0.8252], "beats the best baseline (`uniform`) by 0.51 points"),
 ])
 def test_conclusion_follows_the_numbers(spectral, expected):
-    rows = summarise(synthetic_runs({"none": [0.79, 0.80, 0.81], "uniform": [0.80, 0.81, 0.82],
-                                     "spectral-ends": spectral}), TEACHER, ["none", "uniform", "spectral-ends"])
-    text = conclusion(rows)
+    runs = synthetic_runs({"none": [0.79, 0.80, 0.81], "uniform": [0.80, 0.81, 0.82], "spectral-ends": spectral})
+    rows = summarise(runs, TEACHER, ["none", "uniform", "spectral-ends"])
+    text = conclusion(rows, runs)
+    diff = paired_difference(*pair_by_seed(runs, "spectral-ends", "uniform", "in_scope_accuracy"))
+    assert f"95% CI [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]" in text
     assert expected in text
     assert sum(phrase in text for phrase in ("beats the best", "does NOT beat", "within seed noise")) == 1
     best = max(rows, key=lambda r: r["in_scope_accuracy_mean"])
@@ -309,10 +316,10 @@ def test_conclusion_follows_the_numbers(spectral, expected):
 
 
 def test_conclusion_without_out_of_scope_uses_accuracy():
-    rows = summarise(synthetic_runs({"uniform": [0.8, 0.8], "spectral-topk": [0.9, 0.9]}, oos=False),
-                     TEACHER, ["uniform", "spectral-topk"])
+    runs = synthetic_runs({"uniform": [0.8, 0.8], "spectral-topk": [0.9, 0.9]}, oos=False)
+    rows = summarise(runs, TEACHER, ["uniform", "spectral-topk"])
     assert "in_scope_accuracy_mean" not in rows[0]
-    text = conclusion(rows)
+    text = conclusion(rows, runs)
     assert text.startswith("Best mean accuracy: `spectral-topk` (90.00%)") and "beats the best baseline" in text
     table = experiment.markdown_table(rows, TEACHER)
     assert "| spectral-topk | 2,4 | 90.00 ± 0.00 | 85.00 ± 0.00 |" in table
@@ -371,3 +378,35 @@ def test_coinciding_strategies_are_trained_once_and_reported_under_both_names(te
             assert by_key[(twin, seed)]["same_as"] == "uniform"
             assert by_key[(twin, seed)]["test"] == by_key[("uniform", seed)]["test"]
     assert len(report.runs) == 6
+
+
+def test_norm_topk_runs_end_to_end_from_the_cli_flag_to_the_grid(teacher_setup, tmp_path):
+    """``--strategies norm-topk`` resolves into the config; the grid trains it with the blocks of largest RMS
+    (brute force over the saved profile's rms), and the profile's RMS is the hidden states' own (float64)."""
+    from spectralkd_tutorial import cli
+    from spectralkd_tutorial.spectral import SpectralProfile
+    from spectralkd_tutorial.steps import analysis_texts
+
+    args = cli.build_parser().parse_args(["experiment", "--preset", "quick", "--out", str(tmp_path / "x"),
+                                         "--strategies", "norm-topk", "spectral-topk"])
+    assert cli.resolve_config(args).grid.strategies == ("norm-topk", "spectral-topk")
+    dataset, teacher_dir, _ = teacher_setup
+    config = make_config(teacher_dir, seeds=(0,))
+    config.grid.strategies = ("norm-topk", "spectral-topk")
+    out = tmp_path / "grid"
+    report = run_with_spy(config, out, dataset, FitSpy())
+    profile = SpectralProfile.from_dict(json.loads((out / "teacher_intensity.json").read_text()))
+    k, total = config.student.num_layers, len(profile.layers) - 1
+    by_rms = sorted(sorted(range(1, total + 1), key=lambda layer: -profile.rms[layer])[:k])
+    run = next(r for r in report.runs if r["strategy"] == "norm-topk")
+    assert run["mapping"]["teacher_layers"] == by_rms
+    teacher = steps.train_teacher(config, teacher_dir, dataset=dataset)  # loads the finished teacher
+    texts = analysis_texts(dataset, config.analysis.samples, split=config.analysis.split)
+    encoded = teacher.tokenizer(texts, padding=True, truncation=True, max_length=config.data.max_length,
+                                return_tensors="pt")
+    teacher.model.eval()
+    with torch.no_grad():
+        hidden = teacher.model(**encoded, output_hidden_states=True).hidden_states
+    real = encoded["attention_mask"].bool()
+    reference = [float(h.double()[real].pow(2).mean().sqrt()) for h in hidden]
+    assert profile.rms == pytest.approx(reference, rel=1e-4)

@@ -36,12 +36,9 @@ GRID = ["--strategies", "none", "--epochs", "1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def env(tmp_path_factory):
+def env(offline_private_cache):
     """Offline, a private cache of tiny checkpoints, for this module and its subprocesses."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPECTRALKD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        yield
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -316,12 +313,13 @@ def test_6_duplicate_seeds_or_strategies_are_refused(teachers, tmp_path, capsys,
 def test_orphan_temporary_files_are_removed_on_the_next_run(teachers, tmp_path, capsys):
     out = tmp_path / "D"
     shutil.copytree(teachers[0], out)
-    orphans = [out / ".metrics.json.k2j3.tmp", out / ".checkpoint.pt.x81.tmp", out / "model.tmp" / "config.json"]
+    orphans = [out / ".spectralkd-metrics.json.k2j3.tmp", out / ".spectralkd-checkpoint.pt.x81.tmp",
+               out / ".spectralkd-model.tmp" / "config.json"]
     for path in orphans:
         path.parent.mkdir(exist_ok=True)
         path.write_text("half")
     assert run_cli(capsys, "teacher", *QUICK, "--epochs", "1", "--out", str(out))[0] == 0
-    assert not any(p.exists() for p in orphans) and not (out / "model.tmp").exists()
+    assert not any(p.exists() for p in orphans) and not (out / ".spectralkd-model.tmp").exists()
     assert (out / "model" / "model.safetensors").exists() and not leftovers(out)
 
 
@@ -330,7 +328,7 @@ def test_orphans_of_a_nested_run_in_use_are_left_to_it(tmp_path):
 
     (tmp_path / "teacher").mkdir()
     (tmp_path / "teacher" / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    busy, orphan = tmp_path / "teacher" / ".checkpoint.pt.a1.tmp", tmp_path / ".results.json.b2.tmp"
+    busy, orphan = tmp_path / "teacher" / ".spectralkd-checkpoint.pt.a1.tmp", tmp_path / ".spectralkd-results.json.b2.tmp"
     busy.write_text("being written")
     orphan.write_text("left by a kill")
     with RunStore(tmp_path, kind="experiment", settings={}):

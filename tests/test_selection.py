@@ -12,6 +12,7 @@ import random
 import pytest
 
 from spectralkd_tutorial.selection import (
+    RMS_STRATEGIES,
     SPECTRAL_STRATEGIES,
     STRATEGIES,
     LayerMapping,
@@ -55,7 +56,8 @@ def _brute_force_ends(intensities, k, candidates):
 @pytest.mark.parametrize("student,teacher", [(1, 1), (2, 4), (3, 6), (4, 12), (6, 12), (12, 24), (5, 5)])
 def test_every_strategy_returns_a_valid_mapping(strategy, student, teacher):
     intensities = _intensities(teacher, seed=student * 100 + teacher)
-    mapping = select_layers(strategy, student, teacher, intensities, seed=3)
+    rms = _intensities(teacher, seed=student * 100 + teacher + 1)
+    mapping = select_layers(strategy, student, teacher, intensities, seed=3, rms=rms)
     assert isinstance(mapping, LayerMapping)
     assert mapping.strategy == strategy
     assert mapping.teacher_layers_total == teacher and mapping.student_layers_total == student
@@ -71,9 +73,33 @@ def test_every_strategy_returns_a_valid_mapping(strategy, student, teacher):
 
 
 def test_strategy_list_is_the_documented_one():
-    assert set(STRATEGIES) == {"spectral-topk", "spectral-ends", "uniform", "last", "first", "random",
+    assert set(STRATEGIES) == {"spectral-topk", "spectral-ends", "norm-topk", "uniform", "last", "first", "random",
                                "reverse", "none"}
     assert set(SPECTRAL_STRATEGIES) == {"spectral-topk", "spectral-ends"}
+    assert set(RMS_STRATEGIES) == {"norm-topk"}
+
+
+@pytest.mark.parametrize("teacher", [4, 6, 12])
+@pytest.mark.parametrize("seed", range(3))
+def test_norm_topk_ranks_by_rms_not_by_intensity(teacher, seed):
+    """norm-topk = brute-force best K by RMS; the intensities (here ranked the other way) play no part."""
+    rms = _intensities(teacher, seed)
+    intensities = [1.0 / v for v in rms]  # the opposite order: spectral-topk must pick differently
+    candidates = list(range(1, teacher + 1))
+    for k in range(1, teacher):
+        mapping = select_layers("norm-topk", k, teacher, intensities, rms=rms)
+        assert mapping.teacher_layers == _brute_force_topk(rms, k, candidates)
+        assert mapping.details["chosen_rms"] == pytest.approx(sum(rms[t] for t in mapping.teacher_layers))
+        assert mapping.teacher_layers != select_layers("spectral-topk", k, teacher, intensities).teacher_layers
+
+
+def test_norm_topk_needs_the_rms():
+    with pytest.raises(ValueError, match="per-layer RMS"):
+        select_layers("norm-topk", 2, 4, [1.0] * 5)
+    with pytest.raises(ValueError, match="rms has 3 values"):
+        select_layers("norm-topk", 2, 4, [1.0] * 5, rms=[1.0] * 3)
+    assert "norm-topk" not in all_mappings(2, 4, [1.0] * 5)  # skipped when no RMS is given
+    assert all_mappings(2, 4, [1.0] * 5, rms=[0, 5, 1, 4, 2])["norm-topk"].teacher_layers == [1, 3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,13 +209,13 @@ def test_none_is_empty():
 
 
 def test_all_mappings_covers_every_strategy():
-    intensities = _intensities(12, 0)
-    mappings = all_mappings(4, 12, intensities, seed=1)
+    intensities, rms = _intensities(12, 0), _intensities(12, 1)
+    mappings = all_mappings(4, 12, intensities, seed=1, rms=rms)
     assert list(mappings) == list(STRATEGIES)
     for name, mapping in mappings.items():
-        assert mapping == select_layers(name, 4, 12, intensities, seed=1)
+        assert mapping == select_layers(name, 4, 12, intensities, seed=1, rms=rms)
     without = all_mappings(4, 12, None)
-    assert set(without) == set(STRATEGIES) - set(SPECTRAL_STRATEGIES)
+    assert set(without) == set(STRATEGIES) - set(SPECTRAL_STRATEGIES) - set(RMS_STRATEGIES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +266,7 @@ def test_mapping_from_pairs_validates():
 def test_layer_mapping_dict_roundtrip(strategy):
     import json
 
-    mapping = select_layers(strategy, 3, 12, _intensities(12, 5), seed=2)
+    mapping = select_layers(strategy, 3, 12, _intensities(12, 5), seed=2, rms=_intensities(12, 6))
     data = json.loads(json.dumps(mapping.to_dict()))  # survives JSON
     assert data["pairs"] == [list(p) for p in mapping.pairs]
     restored = LayerMapping.from_dict(data)

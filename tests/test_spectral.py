@@ -160,6 +160,27 @@ def test_profiler_on_a_tiny_model_matches_direct_computation(tiny_roberta):
     assert profile.num_tokens == int(encoded["attention_mask"].sum())
     again = SpectralProfile.from_dict(profile.to_dict())
     assert again.intensities == profile.intensities
+    # per-layer RMS of the real tokens, against float64 NumPy over the unpadded tokens
+    mask = encoded["attention_mask"].numpy().astype(bool)
+    expected_rms = [float(np.sqrt((h.numpy().astype(np.float64)[mask] ** 2).mean())) for h in hidden]
+    np.testing.assert_allclose(profile.rms, expected_rms, rtol=1e-5)
+    assert again.rms == profile.rms
+
+
+def test_rms_streams_and_is_absent_from_old_profiles():
+    """Streaming RMS over batches equals one pass; a profile saved without ``rms`` reads back as None."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5, 8)) * 3.0
+    mask = random_mask(rng, 6, 5)
+    accumulator = SpectralAccumulator()
+    for rows in (slice(0, 2), slice(2, 6)):
+        accumulator.update(torch.from_numpy(x[rows]), torch.from_numpy(mask[rows]))
+    assert accumulator.rms() == pytest.approx(float(np.sqrt((x[mask.astype(bool)] ** 2).mean())), rel=1e-12)
+    accumulator.add(torch.ones(8, dtype=torch.float64), 1, 1)  # a batch that brings no square sum
+    assert accumulator.rms() is None
+    old = {"model_name": "m", "num_samples": 1, "num_tokens": 1, "hidden_size": 2, "layers": [0],
+           "intensities": [1.0], "signatures": [[1.0, 1.0]]}
+    assert SpectralProfile.from_dict(old).rms is None and "rms" not in SpectralProfile.from_dict(old).to_dict()
 
 
 def test_profile_from_bad_dict():

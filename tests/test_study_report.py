@@ -10,8 +10,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from spectralkd_tutorial.study import study_plan
-from spectralkd_tutorial.study_report import (condition_stats, paired_conditions, study_conclusion,
-                                              study_markdown)
+from spectralkd_tutorial.study_report import (condition_stats, paired_conditions, spectral_vs_simple,
+                                              study_conclusion, study_markdown, study_takeaway)
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
 
@@ -110,3 +110,103 @@ def test_the_forest_has_one_panel_per_condition_on_its_own_scale(records, tmp_pa
         assert max(widths) > 20 * min(widths)  # C1's panel is zoomed in, not flattened
     finally:
         plt.close(figure)
+
+
+def _holm_by_hand(p: list[float]) -> list[float]:
+    """Holm (1979) written out independently: multiply the k-th smallest by (m - k), running max, cap 1."""
+    order = np.argsort(p)
+    out = np.empty(len(p))
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def _grid(rng, strategies, seeds=5, gains=None):
+    gains = gains or {}
+    runs = []
+    for seed in range(seeds):
+        base = 0.85 + rng.normal(0, 0.01)
+        for s in strategies:
+            acc = base + gains.get(s, 0.0) + rng.normal(0, 0.003)
+            runs.append({"strategy": s, "seed": seed, "mapping": {"teacher_layers": [] if s == "none" else [1, 2]},
+                         "test": {"in_scope_accuracy": acc, "oos_recall": 0.5, "overall_accuracy": acc}})
+    return runs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_verdicts_vs_none_follow_holm_over_the_condition(seed):
+    """Every strategy vs none: p from scipy's paired t test, adjusted by Holm over the condition, verdict from it."""
+    rng = np.random.default_rng(seed)
+    strategies = ("none", "uniform", "last", "first", "random", "spectral-topk")
+    runs = _grid(rng, strategies, gains={"last": 0.004, "first": 0.012, "spectral-topk": 0.002})
+    stats = condition_stats(runs, strategies)
+    others = [s for s in strategies if s != "none"]
+    pairs = [([r["test"]["in_scope_accuracy"] for r in runs if r["strategy"] == s],
+              [r["test"]["in_scope_accuracy"] for r in runs if r["strategy"] == "none"]) for s in others]
+    p = [scipy_stats.ttest_rel(a, b).pvalue for a, b in pairs]
+    expected = _holm_by_hand(p)
+    for s, a_b, raw, adj in zip(others, pairs, p, expected):
+        got = stats["strategies"][s]["vs_none"]["in_scope_accuracy"]
+        assert got["p"] == pytest.approx(raw, rel=1e-9) and got["p_adjusted"] == pytest.approx(adj, rel=1e-9)
+        mean = float(np.mean(np.subtract(*a_b)))
+        word = "no difference detectable" if adj >= 0.05 else ("helps" if mean > 0 else "hurts")
+        if adj < 0.05 and abs(mean) < 0.01:
+            word += ", < 1 point"
+        assert got["verdict"] == word
+
+
+def test_spectral_vs_best_simple_choice_row():
+    rng = np.random.default_rng(3)
+    strategies = ("none", "uniform", "last", "first", "spectral-topk", "spectral-ends")
+    runs = _grid(rng, strategies, gains={"first": 0.02, "last": 0.01, "uniform": 0.005, "spectral-topk": 0.03,
+                                         "spectral-ends": 0.01})
+    for r in runs:  # spectral-ends took last's layers
+        if r["strategy"] == "spectral-ends":
+            twin = next(t for t in runs if t["strategy"] == "last" and t["seed"] == r["seed"])
+            r.update(test=twin["test"], same_as="last")
+    record = {"stats": condition_stats(runs, strategies), "runs": runs,
+              "layers": {s: [] if s == "none" else [[1, 2]] for s in strategies}}
+    record["layers"]["spectral-topk"] = [[2, 3]]
+    record["layers"]["spectral-ends"] = record["layers"]["last"] = [[3, 4]]
+    assert record["stats"]["best_simple"] == "first"
+    a = [r["test"]["in_scope_accuracy"] for r in runs if r["strategy"] == "spectral-topk"]
+    b = [r["test"]["in_scope_accuracy"] for r in runs if r["strategy"] == "first"]
+    ci = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    row = spectral_vs_simple(record)
+    diff = record["stats"]["strategies"]["spectral-topk"]["vs_best_simple"]["in_scope_accuracy"]
+    assert f"`spectral-topk` - `first` {100 * np.mean(np.subtract(a, b)):+.2f} [{100 * ci.low:+.2f}, {100 * ci.high:+.2f}]" in row
+    assert row.count(diff["verdict"]) >= 1 and "`spectral-ends` (= `last`) - `first`" in row
+    # one family for the "which layers" comparisons: topk and ends vs first, and every strategy vs the best baseline
+    assert diff["p_adjusted"] >= diff["p"]
+
+
+def test_the_takeaway_is_computed_from_the_verdicts(records):
+    text = study_takeaway(records)
+    helped = [n for n, r in records.items() if any(
+        (row.get("vs_none") or {}).get("in_scope_accuracy", {}).get("verdict") == "helps" for row in r["stats"]["strategies"].values())]
+    assert f"in {len(helped)} of 2 conditions" in text
+
+
+def test_c7_is_sized_from_recorded_seconds():
+    import json as _json
+
+    from spectralkd_tutorial.presets import get_preset
+    from spectralkd_tutorial.study import COMPARISON_SETTINGS, PROJECT_ROOT, condition_config
+    from spectralkd_tutorial.study_sizing import size_condition
+
+    records = _json.loads((PROJECT_ROOT / "assets/study/results.json").read_text())["conditions"]
+    c7 = next(c for c in study_plan("workshop") if c.name == "C7")
+    config = condition_config(get_preset("workshop"), c7, PROJECT_ROOT, {}).replace(**COMPARISON_SETTINGS).to_dict()
+    sizes = {"clinc150:full": 15100, "clinc150:small": 7600}
+    size = size_condition(c7, config, records, lambda c: sizes[c["data"]["dataset"]])
+    c5 = [r["seconds"] for r in records["C5"]["runs"] if not r.get("same_as")]
+    per_run = sum(c5) / len(c5) * (4 / 3) * (7600 * 4) / (15100 * 4)
+    assert size["per_run_seconds"] == pytest.approx(per_run)
+    # C6 (same teacher, 4-block students) chose 5 distinct layer sets for none/uniform/last/first/topk/ends
+    # (ends = first), and random is counted as its own: 6 per seed, 5 seeds
+    assert size["runs_per_seed"] == 6 and size["runs"] == 30
+    assert size["teacher_seconds"] == pytest.approx(records["C6"]["teacher_seconds"])
+    assert size["total_seconds"] == pytest.approx(30 * per_run + size["tuning_seconds"] + size["cache_seconds"]
+                                                  + size["teacher_seconds"])

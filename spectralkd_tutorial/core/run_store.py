@@ -5,8 +5,10 @@ resolved settings (and the fingerprints of its inputs) that its results depend o
 SHA-256. Opening a directory with other settings stops with a message listing what differs,
 instead of silently reusing (or mixing) results. While a command works in a directory it holds
 ``.lock`` (pid, host, command); a second process stops with a message naming the holder, and a
-lock left by a killed process is taken over. Every write is atomic; temporary files that a killed
-write left behind are removed when the directory is opened again. In a distributed run (several
+lock left by a killed process is taken over. Every write is atomic; the temporary files (named
+``.spectralkd-*``) that a killed write left behind are removed when the directory is opened again,
+only where the tool wrote. ``run.json`` also lists what the tool wrote (``files``): ``--overwrite``
+removes only those, and a folder holding anything else is not cleared. In a distributed run (several
 processes under a launcher) the main process opens, locks and writes; the other processes open
 after it (an error it meets is raised on every process) and their writes are no-ops.
 
@@ -32,6 +34,7 @@ from typing import Any, Mapping
 import torch
 
 from ..errors import CheckpointError, RunDirectoryError
+from .. import io as _io
 from ..io import atomic_torch_save, atomic_write_json, read_json, remove_orphans
 from .distributed import is_main_process, on_main
 
@@ -101,6 +104,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_OPEN_ROOTS: list[str] = []  # the run directories a store of this process has open
+
+
 class RunStore:
     """The run directory ``root`` for ``kind`` (teacher, student, experiment, ...) and ``settings``."""
 
@@ -113,6 +119,8 @@ class RunStore:
         self.overwrite = overwrite
         self._lock_wanted = lock
         self._locked = False
+        self.files: set[str] = set()  # the top-level entries this tool wrote here (run.json lists them)
+        self._listed = False  # False: a run.json from before the list (or none): nothing is known to be ours
 
     # -- opening and closing -----------------------------------------------------------------
     def __enter__(self) -> "RunStore":
@@ -126,6 +134,8 @@ class RunStore:
         """Create/lock the directory, clean orphans, and check (or record) the fingerprint (the main
         process of a distributed run; the others wait for it)."""
         on_main(self._open)
+        _OPEN_ROOTS.append(os.path.abspath(self.root))  # on every process
+        self._registered = True
         return self
 
     def _open(self) -> None:
@@ -133,13 +143,46 @@ class RunStore:
         if self._lock_wanted:
             self._acquire_lock()
         try:
-            remove_orphans(self.root, in_use=LOCK_FILE)
-            self._check_fingerprint()
+            old = self._read_record()
+            self._listed = isinstance(old.get("files"), list)
+            self.files = {str(name) for name in old.get("files", [])} if self._listed else set()
+            remove_orphans(self.root, in_use=LOCK_FILE, only=self.files)
+            self._check_fingerprint(old)
+            _io._WRITE_LISTENERS.append(self._noticed)
         except BaseException:
             self.close()
             raise
 
+    def _noticed(self, path: Path) -> None:
+        """A write under this directory: record its top-level entry as this tool's (main process)."""
+        try:
+            name = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.root)).parts[0]
+        except (ValueError, IndexError):
+            return
+        if name in (RUN_FILE, LOCK_FILE) or name in self.files or not is_main_process():
+            return
+        self.files.add(name)
+        self._listed = True
+        atomic_write_json(self.root / RUN_FILE, self._record())
+
+    def _record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fingerprint": self.fingerprint, "settings": self.settings,
+                "files": sorted(self.files)}
+
+    def _read_record(self) -> dict[str, Any]:
+        path = self.root / RUN_FILE
+        try:
+            old = read_json(path) if path.exists() else {}
+        except ValueError:
+            old = {}
+        return old if isinstance(old, dict) else {}
+
     def close(self) -> None:
+        if getattr(self, "_registered", False):
+            _OPEN_ROOTS.remove(os.path.abspath(self.root))
+            self._registered = False
+        if self._noticed in _io._WRITE_LISTENERS:
+            _io._WRITE_LISTENERS.remove(self._noticed)
         if self._locked:
             (self.root / LOCK_FILE).unlink(missing_ok=True)
             self._locked = False
@@ -192,40 +235,57 @@ class RunStore:
             return None
         return holder
 
-    def _check_fingerprint(self) -> None:
+    def _check_fingerprint(self, old: Mapping[str, Any]) -> None:
         path = self.root / RUN_FILE
-        record = {"kind": self.kind, "fingerprint": self.fingerprint, "settings": self.settings}
-        if path.exists():
-            try:
-                old = read_json(path)
-            except ValueError:
-                old = {}
+        if not old:
+            self._listed = True  # a new run: whatever the folder holds already is not this tool's
+        else:
             stored = fingerprint(old["settings"]) if isinstance(old.get("settings"), Mapping) else old.get("fingerprint")
-            if stored not in (None, self.fingerprint) or old.get("kind") not in (None, self.kind):
+            other_kind = old.get("kind") not in (None, self.kind)
+            if stored not in (None, self.fingerprint) or other_kind:
+                if other_kind and self._holds_results():
+                    raise RunDirectoryError(
+                        f"{self.root} holds {_a(old.get('kind'))} run; {_a(self.kind)} run cannot share its folder "
+                        f"(nothing was changed). Choose another --out")
                 if not self.overwrite and self._holds_results():
-                    diff = settings_diff(old.get("settings", {}), self.settings) or [f"kind: {old.get('kind')} -> {self.kind}"]
+                    diff = settings_diff(old.get("settings", {}), self.settings)
                     raise RunDirectoryError(
                         f"{self.root} holds {_a(old.get('kind'))} run with other settings ({'; '.join(diff[:8])}"
                         f"{'; ...' if len(diff) > 8 else ''}). Use another --out, or --overwrite to discard it"
                     )
-                self.clear()
-        if not path.exists() or read_json(path) != record:
-            atomic_write_json(path, record)
+                if self._holds_results():
+                    self.clear()
+        if not path.exists() or read_json(path) != self._record():
+            atomic_write_json(path, self._record())
+
+    def _is_nested_run(self, item: Path) -> bool:
+        return item.is_dir() and (item / RUN_FILE).exists()
 
     def _holds_results(self) -> bool:
-        """Anything besides ``run.json``, the lock and nested run directories (judged by their own store)?"""
-        return any(item.name not in (RUN_FILE, LOCK_FILE) and not (item.is_dir() and (item / RUN_FILE).exists())
-                   for item in self.root.iterdir())
+        """Anything this tool wrote besides ``run.json``, the lock and nested run directories (judged by
+        their own store)? Without a list of its files (an older ``run.json``): anything at all."""
+        return any(item.name not in (RUN_FILE, LOCK_FILE) and not self._is_nested_run(item)
+                   and (not self._listed or item.name in self.files) for item in self.root.iterdir())
 
     def clear(self) -> None:
-        """Remove everything this store wrote (``--overwrite``), keeping the lock and the nested run
-        directories (e.g. an experiment's ``teacher/``: it has its own fingerprint, checked by its own store)."""
+        """Remove what this tool wrote here (``--overwrite``): the entries ``run.json`` lists, keeping
+        the lock and the nested run directories (e.g. an experiment's ``teacher/``: it has its own
+        fingerprint, checked by its own store). A folder that also holds files the tool did not
+        write is not cleared: the error lists a few."""
         import shutil
 
-        for item in self.root.iterdir():
-            if item.name == LOCK_FILE or (item.is_dir() and (item / RUN_FILE).exists()):
-                continue
+        items = [item for item in self.root.iterdir()
+                 if item.name not in (RUN_FILE, LOCK_FILE) and not self._is_nested_run(item)]
+        foreign = sorted(item.name for item in items if not self._listed or item.name not in self.files)
+        if foreign:
+            why = "" if self._listed else " (its run.json, from an older version, does not list its files)"
+            raise RunDirectoryError(
+                f"{self.root} holds files spectralkd did not write{why}: {', '.join(foreign[:5])}"
+                f"{f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''}; --overwrite discards only a run's "
+                "own files. Move those away (or delete the folder yourself), or choose another --out")
+        for item in items:
             shutil.rmtree(item) if item.is_dir() else item.unlink()
+        self.files = {name for name in self.files if (self.root / name).exists()}
 
     # -- files ---------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -290,6 +350,24 @@ class RunStore:
     def remove_checkpoint(self) -> None:
         if is_main_process():
             (self.root / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def reopened(root: str | os.PathLike) -> Any:
+    """The finished run in ``root`` opened again, as it was recorded (same kind, same settings), so that
+    files a command writes beside its results after the run (``config.toml``, profiles) are locked and
+    listed as the tool's; a no-op where a store already has ``root`` open or no run is recorded there."""
+    import contextlib
+
+    path = Path(root) / RUN_FILE
+    if os.path.abspath(root) in _OPEN_ROOTS or not path.exists():
+        return contextlib.nullcontext()
+    try:
+        record = read_json(path)
+    except ValueError:
+        return contextlib.nullcontext()
+    if not isinstance(record, Mapping) or not isinstance(record.get("settings"), Mapping) or not record.get("kind"):
+        return contextlib.nullcontext()
+    return RunStore(root, kind=record["kind"], settings=record["settings"])
 
 
 def check_writable_directory(path: str | os.PathLike) -> Path:

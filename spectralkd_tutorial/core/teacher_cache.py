@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..io import TMP_PREFIX, notify_written
 from .batching import EncodedSplit, eval_batches, model_inputs
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -180,10 +181,11 @@ class _Writer:
         if self.directory is None:
             self.memory = torch.empty(self.shape, dtype=dtype)
             return
+        notify_written(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         for name in (INDEX_FILE, HIDDEN_FILE):  # an older cache: replaced, index first (it marks completeness)
             (self.directory / name).unlink(missing_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{HIDDEN_FILE}.", suffix=".tmp", dir=self.directory)
+        fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{HIDDEN_FILE}.", suffix=".tmp", dir=self.directory)
         self.tmp, self.handle = Path(name), os.fdopen(fd, "wb")
 
     def write(self, batch: Tensor, lengths: Sequence[int]) -> None:

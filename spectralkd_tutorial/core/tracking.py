@@ -29,6 +29,10 @@ def tracker_settings(report_to: str | None, root: str | os.PathLike | None) -> d
     except ImportError as error:
         raise ImportError("--report-to tensorboard needs the tensorboard package: "
                           "pip install 'spectralkd-tutorial[tensorboard]'") from error
+    if root is not None:
+        from ..io import notify_written
+
+        notify_written(Path(root) / RUN_NAME)  # the event files are this tool's (--overwrite may discard them)
     return {"log_with": report_to, "logging_dir": Path(root) if root is not None else Path("runs")}
 
 

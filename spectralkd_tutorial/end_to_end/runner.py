@@ -232,7 +232,8 @@ class EndToEnd:
         strategies = dict.fromkeys((self.plan.selection, *self.plan.compare_selections))
         by_depth: dict[str, dict[str, Any]] = {}
         for depth in self.plan.student_depths():
-            layers = {s: steps.choose_layers(s, depth, total, profile.intensities, seed=self.plan.seed).teacher_layers
+            layers = {s: steps.choose_layers(s, depth, total, profile.intensities, seed=self.plan.seed,
+                                                    rms=profile.rms).teacher_layers
                       for s in strategies}
             by_depth[str(depth)] = {"layers": layers,
                                     "blog": blog_comparison(layers[self.plan.selection], total, self.plan.blog_layers)}

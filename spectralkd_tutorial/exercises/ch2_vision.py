@@ -1,11 +1,14 @@
-"""Chapter 2 exercises: a ViT's token count, the hottest layer, and the shape of an intensity curve.
+"""Chapter 2 exercises: a ViT's token count, and two predict-then-check experiments on the selection rule.
 
     tokens per image = P + h*w,   (h, w) = image size // patch size,   P = prefix tokens
-    hottest layer    = argmax_l I_l            (layer 0 = embedding output, layer l = block l)
+    I_l(c * X)       = |c| * I_l(X)       (the DFT is linear: every |F[k]| scales by |c|)
+    spectral-topk    = the K blocks of largest I_l;   "= last" when they are the last K blocks
 
 The right answers come from the package: a tiny ViT/DeiT of the asked image and patch size is built
-and run (:func:`spectralkd_tutorial.vision.vision_hidden_states`), and curves are read with
-:func:`spectralkd_tutorial.vision.profile_shape`.
+and run (:func:`spectralkd_tutorial.vision.vision_hidden_states`); for the selection rule, hidden
+states of the stated intensities are built, one layer is scaled, the intensities are measured again
+(:func:`spectralkd_tutorial.spectral.spectral_intensity`) and the layers are chosen by
+:func:`spectralkd_tutorial.selection.select_layers`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from typing import Any, Sequence
 
 import torch
 
-from ..vision import patch_grid, prefix_token_count, profile_shape, tiny_vit_config, vision_hidden_states
-from ._feedback import Feedback, WrongAnswer, as_int, as_number, checker, close, correct
+from ..selection import select_layers
+from ..spectral import spectral_intensity
+from ..vision import patch_grid, prefix_token_count, tiny_vit_config, vision_hidden_states
+from ._feedback import Feedback, WrongAnswer, as_int, as_int_list, checker, correct
+from .ch3_text import _common_layer_hints
 
-__all__ = ["check_token_count", "check_hottest_layer", "check_curve_shape", "SHAPES"]
+__all__ = ["check_token_count", "check_scaled_topk", "check_same_as_last", "COMPARED_STRATEGIES"]
 
-#: The labels of :func:`spectralkd_tutorial.vision.profile_shape`, in the order its rule tests them.
-SHAPES = ("U-shape", "rising", "falling", "peaked", "mixed")
+#: The strategies :func:`check_same_as_last` asks about.
+COMPARED_STRATEGIES = ("spectral-topk", "spectral-ends", "uniform", "first")
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,75 +72,82 @@ def check_token_count(answer: Any, *, image_size: int = 224, patch_size: int = 1
                       "and add the prefix tokens")
 
 
-@checker
-def check_hottest_layer(answer: Any, *, intensities: Sequence[float]) -> Feedback:
-    """The layer of largest intensity, with layer 0 = the embedding output."""
-    shape = profile_shape(intensities)
-    hottest, coldest, last = shape["hottest"], shape["coldest"], len(intensities) - 1
-    value = as_number(answer, "a layer number")
-    if value != int(value) and any(close(value, float(i)) for i in intensities):
-        raise WrongAnswer("that is an intensity value; the question asks for the layer number")
-    guess = as_int(answer, "a layer number")
-    if guess == hottest:
-        return correct(f"layer {hottest} (I = {float(intensities[hottest]):.4g}); counting from 0 because "
-                       "layer 0 is the embedding output.")
-    if guess == hottest + 1:
-        raise WrongAnswer("off by one: layer 0 is the embedding output, so the first value in the list is "
-                          "layer 0, the second layer 1, and so on")
-    if not 0 <= guess <= last:
-        raise WrongAnswer(f"layers are numbered 0 (embeddings) .. {last} (the last block)")
-    if guess == coldest:
-        raise WrongAnswer("that is the coldest layer (the smallest intensity); the question asks for the "
-                          "largest")
-    raise WrongAnswer("that layer is not the hottest: look for the largest value, and count positions "
-                      "from 0")
-
-
-def _normalise_shape(answer: Any) -> str:
-    if not isinstance(answer, str):
-        raise WrongAnswer(f"answer with one of the labels {', '.join(repr(s) for s in SHAPES)}")
-    text = answer.strip().lower().replace("_", "-").replace(" ", "-")
-    if text in ("u", "u-shape", "u-shaped", "ushape"):
-        return "U-shape"
-    if text not in SHAPES:
-        raise WrongAnswer(f"answer with one of the labels {', '.join(repr(s) for s in SHAPES)}")
-    return text
-
-
-def _criteria(intensities: Sequence[float], shape: dict[str, Any]) -> dict[str, bool]:
-    """Which of profile_shape's tests hold on their own (the rule takes the first that does)."""
-    values = [float(v) for v in intensities]
-    interior = values[1:-1]
-    mean = sum(interior) / len(interior)
-    last, rho = len(values) - 1, shape["rank_correlation_with_depth"]
-    ends_above, ends_below = values[0] > mean and values[-1] > mean, values[0] < mean and values[-1] < mean
-    return {
-        "U-shape": 0 < shape["coldest"] < last and ends_above,
-        "rising": rho >= 0.8,
-        "falling": rho <= -0.8,
-        "peaked": 0 < shape["hottest"] < last and ends_below,
-    }
+def _hidden_states_with(intensities: Sequence[float], width: int = 16, tokens: int = 12) -> list[torch.Tensor]:
+    """One seeded random (1, tokens, width) tensor per layer, rescaled so that its measured intensity
+    is ``intensities[l]`` (exact, because the intensity is proportional to the scale)."""
+    generator = torch.Generator().manual_seed(0)
+    states = []
+    for value in intensities:
+        hidden = torch.randn(1, tokens, width, generator=generator, dtype=torch.float64)
+        states.append(hidden * (float(value) / spectral_intensity(hidden)))
+    return states
 
 
 @checker
-def check_curve_shape(answer: Any, *, intensities: Sequence[float]) -> Feedback:
-    """``profile_shape``'s verdict: 'U-shape', 'rising', 'falling', 'peaked' or 'mixed'."""
-    shape = profile_shape(intensities)
-    truth = shape["shape"]
-    guess = _normalise_shape(answer)
+def check_scaled_topk(answer: Any, *, intensities: Sequence[float], layer: int, factor: float = 2.0,
+                      num_student_layers: int = 3) -> Feedback:
+    """The blocks ``spectral-topk`` picks after block ``layer``'s activations are multiplied by ``factor``."""
+    states = _hidden_states_with(intensities)
+    states[layer] = states[layer] * factor
+    measured = [spectral_intensity(hidden) for hidden in states]
+    blocks = len(intensities) - 1
+    truth = select_layers("spectral-topk", num_student_layers, blocks, measured).teacher_layers
+    before = select_layers("spectral-topk", num_student_layers, blocks, list(intensities)).teacher_layers
+    guess = sorted(as_int_list(answer, "a list of teacher blocks"))
     if guess == truth:
-        return correct(f"{truth}: {shape['description']}.")
-    holds = _criteria(intensities, shape)
-    if guess == "mixed":
-        raise WrongAnswer("not 'mixed': one of the four tests matches this curve")
-    if holds[guess]:
-        raise WrongAnswer(f"the test for {guess!r} does hold, but profile_shape stops at the FIRST test that "
-                          "matches, in the order the question lists them: start again from the top")
-    reasons = {
-        "U-shape": "a U needs the coldest layer in the interior AND both end layers above the mean of the "
-                   "interior layers (1 .. L-1)",
-        "rising": "'rising' needs a rank (Spearman) correlation with depth of at least 0.8",
-        "falling": "'falling' needs a rank (Spearman) correlation with depth of at most -0.8",
-        "peaked": "'peaked' needs the hottest layer in the interior and both end layers below the interior mean",
+        return correct(f"I_{layer} went from {float(intensities[layer]):.3g} to {measured[layer]:.3g}: every Fourier "
+                       f"coefficient of {factor:g} * X is {factor:g} times that of X, so the intensity scales with "
+                       "the activations, and the rule ranks layers by their size. Nothing about the layer's "
+                       "'frequency content' changed.")
+    _common_layer_hints(guess, num_student_layers, blocks)
+    if guess == before and truth != before:
+        raise WrongAnswer(f"that is the choice before the scaling: multiplying a layer's activations by "
+                          f"{factor:g} multiplies every |F[k]| of it by {factor:g}, so its intensity changes too")
+    if layer in truth and layer not in guess:
+        raise WrongAnswer(f"what is block {layer}'s intensity after the scaling? Compare it with the others")
+    if layer not in truth and layer in guess:
+        raise WrongAnswer(f"even scaled, block {layer} is not among the {num_student_layers} largest: the "
+                          "intensity scales like the activations, not like their square (energy)")
+    raise WrongAnswer(f"recompute block {layer}'s intensity, then take the {num_student_layers} largest of blocks "
+                      f"1 .. {blocks}")
+
+
+def _strategy_names(answer: Any) -> set[str]:
+    if isinstance(answer, str):
+        answer = [answer] if answer.strip() else []
+    try:
+        names = {str(name).strip().lower() for name in answer}
+    except TypeError:
+        raise WrongAnswer(f"give a list of strategy names (possibly empty) from {list(COMPARED_STRATEGIES)}") from None
+    unknown = names - set(COMPARED_STRATEGIES)
+    if unknown:
+        raise WrongAnswer(f"unknown name(s) {sorted(unknown)}: choose among {list(COMPARED_STRATEGIES)}")
+    return names
+
+
+@checker
+def check_same_as_last(answer: Any, *, intensities: Sequence[float], num_student_layers: int = 4) -> Feedback:
+    """Which of :data:`COMPARED_STRATEGIES` choose exactly ``last``'s blocks (a table would mark them "= last")?"""
+    blocks = len(intensities) - 1
+    last = select_layers("last", num_student_layers, blocks).teacher_layers
+    chosen = {name: select_layers(name, num_student_layers, blocks, list(intensities)).teacher_layers
+              for name in COMPARED_STRATEGIES}
+    truth = {name for name, layers in chosen.items() if layers == last}
+    guess = _strategy_names(answer)
+    if guess == truth:
+        listed = ", ".join(f"{name} -> {chosen[name]}" for name in COMPARED_STRATEGIES)
+        return correct(f"last -> {last}; {listed}. Where the spectral rule returns `last`, a grid trains the "
+                       "same student twice and its table marks the row (= last).")
+    hints = {  # the rule of the first strategy judged wrongly, without its name (that would be the answer)
+        "spectral-topk": "recheck the rule that takes the K largest blocks wherever they sit: are all of them "
+                         "among the last K?",
+        "spectral-ends": "recheck the rule that compares every split 'first a + last K-a' by its total intensity: "
+                         "work out the totals for a = 0, 1, ... and see which wins",
+        "uniform": "recheck the rule that spaces its picks evenly, l_i = round(i * L / K): write them down",
+        "first": "recheck the rule that takes blocks 1 .. K",
     }
-    raise WrongAnswer(f"not {guess!r} by the rule: {reasons[guess]}")
+    wrong = sum((name in guess) != (name in truth) for name in COMPARED_STRATEGIES)
+    for name in COMPARED_STRATEGIES:
+        if (name in guess) != (name in truth):
+            raise WrongAnswer(f"{wrong} of the {len(COMPARED_STRATEGIES)} verdicts wrong; {hints[name]}")
+    raise WrongAnswer("compare each strategy's blocks with last's")  # not reached: the sets differ somewhere

@@ -1,26 +1,31 @@
-"""Chapter 4 exercises: the Parseval weight of the spectral loss, a pure-DC error, and KD's T^2.
+"""Chapter 4 exercises: the Parseval weight of the spectral loss, a pure-DC error, and how many
+students a grid really trains.
 
 Per (student, teacher) pair, with D the error along L tokens and K = L//2 + 1 kept rfft columns:
 
     L_pair = (L / 4K) * MSE_plain + (DC and Nyquist terms)          (chapter 4, section 1.3)
-    L_KD   = T^2 * KL(softmax(z_t / T) || softmax(z_s / T))          (section 1.1)
+
+Two strategies that pair the same layers with the same seed train the same student (section 3.1).
 
 The right answers are *measured*: the ratio of :func:`spectralkd_tutorial.losses.spectral_alignment_loss`
-to :func:`spectralkd_tutorial.losses.hidden_mse_loss` on an error of the asked kind, and the ratio of
-:func:`spectralkd_tutorial.losses.logit_kd_loss` to a plain KL divergence.
+to :func:`spectralkd_tutorial.losses.hidden_mse_loss` on an error of the asked kind; the distinct
+layer pairings of :func:`spectralkd_tutorial.selection.select_layers`, grouped as
+:func:`spectralkd_tutorial.dynamics.coinciding_strategies` groups a grid's runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from ..losses import hidden_mse_loss, logit_kd_loss, spectral_alignment_loss
-from ._feedback import Feedback, WrongAnswer, as_number, checker, close, correct
+from ..dynamics import coinciding_strategies
+from ..losses import hidden_mse_loss, spectral_alignment_loss
+from ..presets import WORKSHOP_STRATEGIES
+from ..selection import select_layers
+from ._feedback import Feedback, WrongAnswer, as_int, as_number, checker, close, correct
 
-__all__ = ["check_parseval_weight", "check_dc_error_weight", "check_kd_factor"]
+__all__ = ["check_parseval_weight", "check_dc_error_weight", "check_distinct_students"]
 
 _DIGITS = "close, but give at least three significant digits (a fraction such as '3/7' is fine too)"
 
@@ -100,25 +105,39 @@ def _judge_ratio(
     raise WrongAnswer(otherwise)
 
 
+def _grid_runs(intensities: Sequence[float], num_student_layers: int, seed: int) -> list[dict[str, Any]]:
+    """One (strategy, seed) run per strategy of the workshop grid (the eight the exercise lists), as
+    ``run_experiment`` records its mapping."""
+    blocks = len(intensities) - 1
+    return [{"strategy": name, "seed": seed,
+             "mapping": {"pairs": [list(pair) for pair in
+                                   select_layers(name, num_student_layers, blocks, list(intensities), seed=seed).pairs]}}
+            for name in WORKSHOP_STRATEGIES]
+
+
 @checker
-def check_kd_factor(answer: Any, *, temperature: float = 4.0) -> Feedback:
-    """The factor ``logit_kd_loss`` multiplies ``KL(p_t^T || p_s^T)`` by at temperature ``T``."""
-    generator = torch.Generator().manual_seed(0)
-    z_s, z_t = torch.randn(4, 7, generator=generator), torch.randn(4, 7, generator=generator)
-    log_p_s, log_p_t = F.log_softmax(z_s / temperature, -1), F.log_softmax(z_t / temperature, -1)
-    plain_kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
-    target = float(logit_kd_loss(z_s, z_t, temperature) / plain_kl)
-    guess = as_number(answer, "the factor, a number")
-    if close(guess, target, rel=1e-3):
-        return correct(f"T^2 = {target:g}: the soft-target gradient shrinks like 1/T^2, and the factor undoes it, "
-                       "so changing T does not silently change the loss weight.")
-    if close(guess, temperature):
-        raise WrongAnswer("that is T itself: the gradient of the softened KL shrinks faster than 1/T "
-                          "(section 1.1 counts two factors)")
-    if guess < 1 and guess > 0:
-        raise WrongAnswer("inverted: the factor makes up for gradients that shrink as T grows, so it must grow "
-                          "with T")
-    if close(guess, 1.0):
-        raise WrongAnswer("without a factor the soft-target gradient fades as T grows; see section 1.1")
-    raise WrongAnswer("not the factor: how does the gradient of KL(p_t^T || p_s^T) with respect to the student's "
-                      "logits scale with T? (section 1.1)")
+def check_distinct_students(answer: Any, *, intensities: Sequence[float], num_student_layers: int = 3,
+                            seed: int = 0) -> Feedback:
+    """How many different students one seed of the full grid (every strategy) trains."""
+    runs = _grid_runs(intensities, num_student_layers, seed)
+    groups = coinciding_strategies(runs)
+    truth = len(runs) - sum(len(group["strategies"]) - 1 for group in groups)
+    guess = as_int(answer, "a number of students")
+    together = "; ".join(" = ".join(group["strategies"]) for group in groups) or "none"
+    if guess == truth:
+        return correct(f"{truth} of {len(runs)}: {together} pair the same layers, so with the same seed (same "
+                       "start, same data order) they are one student, and their rows in a table are the same "
+                       "numbers, not independent evidence.")
+    if guess == len(runs):
+        raise WrongAnswer("some strategies pick exactly the same teacher blocks here: same pairs + same seed = "
+                          "the same student. Write down each strategy's blocks")
+    if guess > len(runs) or guess < 1:
+        raise WrongAnswer(f"the grid has {len(runs)} strategies, one run each per seed")
+    reverse_merged = truth - 1
+    if guess == reverse_merged:
+        raise WrongAnswer("one too few: `reverse` takes uniform's blocks but pairs them in the opposite order "
+                          "(student layer 1 <- the deepest), and `none` (logits only) is a student too")
+    if guess < truth:
+        raise WrongAnswer("too few: only strategies with the same (student layer, teacher layer) pairs coincide; "
+                          "`random` draws its blocks with the seed")
+    raise WrongAnswer("too many: on a curve like this, which strategies end up with the same blocks as `last`?")

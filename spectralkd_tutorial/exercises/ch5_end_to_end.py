@@ -1,34 +1,28 @@
-"""Chapter 5 exercises: channel pooling's windows, a projection's size, and what a student keeps.
+"""Chapter 5 exercises: channel pooling's windows, a projection's size, and how `spectral-ends` splits
+a smaller student.
 
     pooled channel j  = mean of teacher channels floor(j*H_t/H_s) .. ceil((j+1)*H_t/H_s) - 1
     projection        X_s W_p^T + b_p,   W_p in R^{H_t x H_s},  b_p in R^{H_t}
-    parameter ratio   = count(student) / count(teacher)
+    spectral-ends     blocks 1..a + the last K - a blocks, the a maximising the sum of I_l
 
 The right answers come from :func:`spectralkd_tutorial.losses.pool_teacher_channels` (pooling the
-identity matrix shows each window), :class:`spectralkd_tutorial.losses.LayerProjections`, and
-:func:`spectralkd_tutorial.models.student_from_teacher` on a RoBERTa built on the ``meta`` device
-(shapes only, no memory), counted with :func:`spectralkd_tutorial.models.count_parameters`.
+identity matrix shows each window), :class:`spectralkd_tutorial.losses.LayerProjections` built on the
+``meta`` device (shapes only) and counted with :func:`spectralkd_tutorial.models.count_parameters`, and
+:func:`spectralkd_tutorial.selection.select_layers` (its ``details["first"]`` is a).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from typing import Any, Mapping
+from typing import Any, Sequence
 
 import torch
 
 from ..losses import LayerProjections, pool_teacher_channels
-from ..models import count_parameters, student_from_teacher
-from ._feedback import Feedback, WrongAnswer, as_int, as_int_list, as_number, checker, correct
+from ..models import count_parameters
+from ..selection import select_layers
+from ._feedback import Feedback, WrongAnswer, as_int, as_int_list, checker, correct
 
-__all__ = ["ROBERTA_LARGE", "check_pool_window", "check_projection_parameters", "check_parameter_ratio"]
-
-#: ``roberta-large``'s config.json (the sizes that decide its parameter count) and CLINC150 plus's labels.
-ROBERTA_LARGE: Mapping[str, int] = {
-    "vocab_size": 50265, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-    "intermediate_size": 4096, "max_position_embeddings": 514, "type_vocab_size": 1, "num_labels": 151,
-}
+__all__ = ["check_pool_window", "check_projection_parameters", "check_ends_split"]
 
 
 @checker
@@ -76,41 +70,32 @@ def check_projection_parameters(answer: Any, *, student_width: int = 768, teache
     raise WrongAnswer("count the entries of W_p (H_t x H_s) and of the bias b_p (one per output channel)")
 
 
-@functools.lru_cache(maxsize=4)
-def _counts(kept_blocks: int, config_items: tuple[tuple[str, int], ...]) -> tuple[int, int]:
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-
-    from ..models import quiet_transformers
-
-    quiet_transformers()
-    config = RobertaConfig(**dict(config_items))
-    with torch.device("meta"):  # shapes only: nothing is allocated or initialised for real
-        teacher = RobertaForSequenceClassification(config)
-        student = student_from_teacher(teacher, list(range(1, kept_blocks + 1)))
-    return count_parameters(student), count_parameters(teacher)
+def _ends_split(intensities: Sequence[float], num_student_layers: int) -> int:
+    """``a``: how many of the first blocks ``spectral-ends`` keeps for a ``num_student_layers`` student."""
+    mapping = select_layers("spectral-ends", num_student_layers, len(intensities) - 1, list(intensities))
+    return int(mapping.details["first"])
 
 
 @checker
-def check_parameter_ratio(answer: Any, *, kept_blocks: int = 6, config: Mapping[str, int] = ROBERTA_LARGE) -> Feedback:
-    """``count(student) / count(teacher)`` for a student made of ``kept_blocks`` of the teacher's blocks
-    (DistilBERT style: the teacher's embeddings and classification head are kept), within 0.005."""
-    student, teacher = _counts(int(kept_blocks), tuple(sorted(config.items())))
-    truth = student / teacher
-    guess = as_number(answer, "the ratio, a fraction between 0 and 1")
-    blocks = int(config["num_hidden_layers"])
-    if abs(guess - truth) <= 0.005:
-        return correct(f"{student:,} / {teacher:,} = {truth:.4f}. More than {kept_blocks}/{blocks} of the "
-                       "teacher, because the embeddings and the head come along whole; the blocks are what "
-                       "shrink.")
-    if 1 < guess <= 100 and abs(guess / 100 - truth) <= 0.005:
-        raise WrongAnswer("give a fraction (e.g. 0.5), not a percentage")
-    if not 0 < guess <= 1:
-        raise WrongAnswer("give a fraction of the teacher's parameters, between 0 and 1")
-    if math.isclose(guess, kept_blocks / blocks, rel_tol=0.01):
-        raise WrongAnswer("that counts the blocks only: the student also keeps the teacher's embeddings "
-                          "(vocabulary x H, positions x H) and its classification head")
-    if guess > truth:
-        raise WrongAnswer("too high: check your count of one block (attention: four H x H maps with biases; "
-                          "feed-forward: H x 4H and 4H x H with biases; two LayerNorms)")
-    raise WrongAnswer("too low: did you include the embeddings (word, position, token type, LayerNorm) and "
-                      "the classification head (dense H x H, then H x labels)?")
+def check_ends_split(answer: Any, *, intensities: Sequence[float], num_student_layers: int = 6,
+                     reference_layers: int = 12) -> Feedback:
+    """How many of the first blocks (a) ``spectral-ends`` keeps for a ``num_student_layers`` student, given
+    the split it made for a ``reference_layers`` student on the same curve."""
+    truth = _ends_split(intensities, num_student_layers)
+    reference = _ends_split(intensities, reference_layers)
+    guess = as_int(answer, "a, a whole number of blocks")
+    k = num_student_layers
+    if guess == truth:
+        return correct(f"a = {truth}, so the last {k - truth} blocks complete it. The split is not a proportion "
+                       f"of the {reference} + {reference_layers - reference} split: spectral-ends keeps the blocks "
+                       "with the largest intensities that can be reached from either end, so a smaller student "
+                       "takes the hottest blocks at each end first.")
+    if not 0 <= guess <= k:
+        raise WrongAnswer(f"a counts blocks of a {k}-block student taken from the start: 0 .. {k}")
+    proportional = reference * k / reference_layers
+    if abs(guess - proportional) < 1 and guess != truth:
+        raise WrongAnswer(f"spectral-ends does not keep the proportion of the {reference_layers}-block split: it "
+                          "compares, for every a, the total intensity of the first a blocks plus the last K - a. "
+                          "Walk inwards from both ends and see which values are largest")
+    raise WrongAnswer("not the split with the largest total: add up the first a and the last K - a intensities "
+                      "for each a = 0 .. K")

@@ -97,6 +97,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
     parser.add_argument("--overwrite", action="store_true", help="discard a run with other settings in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=_finite(int), default=None, help="CPU threads per process (default: "
+                        "$OMP_NUM_THREADS, else every core but one, left for the notebook and the browser)")
     parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16", "auto"], default=None,
                         help="GPU mixed precision: bf16, fp16, auto (bf16 where supported, else fp16) or no")
     parser.add_argument("--report-to", choices=["none", "tensorboard"], default=None,
@@ -264,13 +266,18 @@ def _warn_ignored(config, args: argparse.Namespace) -> None:
         raise UsageError("give --teacher (a fine-tuned classifier, used as is) or --teacher-base (fine-tuned first), not both")
 
 
-def _setup_threads() -> None:
+def _setup_threads(threads: int | None = None) -> None:
+    """CPU threads per process: --threads, else $OMP_NUM_THREADS, else every core but one (shared by
+    the processes; ``core.device.default_threads``). Left to torch on a GPU unless --threads is given."""
     import torch
 
+    from .core.device import set_threads
     from .core.distributed import local_processes
 
-    if not torch.cuda.is_available() and os.environ.get("OMP_NUM_THREADS") is None:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes()))  # the processes share the cores
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: give 1 or more CPU threads")
+    if threads is not None or not torch.cuda.is_available():
+        set_threads(threads, processes=local_processes())
 
 
 def _write_config(config, out: str | os.PathLike) -> Path:
@@ -331,7 +338,7 @@ def _run_resolved(args: argparse.Namespace, run: Any, kind: str, recorded: Any =
     from .steps import check_out_is_not_teacher
 
     config = resolve_config(args)
-    _setup_threads()
+    _setup_threads(args.threads)
     check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
     _check_out(args.out, kind, overwrite=args.overwrite)
     _check_publish(getattr(args, "publish", None))
@@ -362,6 +369,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .vision import analyze_vision_directory, is_vision_checkpoint
 
     config = resolve_config(args)
+    _setup_threads(args.threads)
     _check_out(args.out)
     model_name = args.model or config.teacher.finetuned or config.teacher.model
     settings = {"model": str(model_name), "data": data_settings(config.data), "split": args.split,
@@ -401,7 +409,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     from .steps import load_data, profile_with_config, train_teacher, write_profile
 
     config = resolve_config(args)
-    _setup_threads()
+    _setup_threads(args.threads)
     _check_out(args.out, "teacher", overwrite=args.overwrite)
     _check_publish(args.publish)
     dataset = load_data(config)
@@ -466,7 +474,7 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
     from .end_to_end import run_end_to_end
 
     config = resolve_config(args)
-    _setup_threads()
+    _setup_threads(args.threads)
     _check_out(args.out, "end-to-end", overwrite=args.overwrite)
     summary = run_end_to_end(config, args.out, overwrite=args.overwrite)
     print(summary["model_card_markdown"])
@@ -476,9 +484,23 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.repeats is None:
+        args.repeats = 2 if args.what == "trainer" else 3
     if args.steps < 1 or args.repeats < 1 or args.samples < 1:
         raise UsageError("--steps, --repeats and --samples must be >= 1")
-    _setup_threads()
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"--max-steps {args.max_steps}: give 1 or more optimizer steps")
+    if args.epochs is not None and args.epochs <= 0:
+        raise UsageError(f"--epochs {args.epochs}: give a positive number of epochs (0.1 = a tenth of one)")
+    if args.what == "trainer":
+        from .bench_trainer import DEFAULT_DATASET, DEFAULT_MODEL, bench_trainer
+        from .core.device import available_cores
+
+        _setup_threads(args.threads or available_cores())  # a benchmark: all the cores of a quiet machine
+        bench_trainer(args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET, data_dir=args.data_dir,
+                      epochs=args.epochs or 1.0, max_steps=args.max_steps, repeats=args.repeats)
+        return 0
+    _setup_threads(args.threads)
     if args.what == "profiler":
         bench.bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
     elif args.what == "teacher":
@@ -552,19 +574,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub, defaults)
 
     p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=defaults)
-    p.add_argument("what", choices=["profiler", "distill", "teacher"],
+    p.add_argument("what", choices=["profiler", "distill", "teacher", "trainer"],
                    help="profiler: profiling overhead and memory; distill: spectral vs logits-only KD step time; "
-                        "teacher: seconds per fine-tuning step and epoch")
+                        "teacher: seconds per fine-tuning step and epoch; trainer: our fit vs transformers.Trainer "
+                        "on the same work (MiniLM-L6, CLINC150 small, alternated runs, medians, accuracy)")
     p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
     p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
     p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "
-                   "the model to time (default: the preset's teacher)")
-    p.add_argument("--dataset", default=None, help="teacher: the data set (default: the preset's)")
+                   "the model to time (default: the preset's teacher); trainer: default all-MiniLM-L6-v2")
+    p.add_argument("--dataset", default=None, help="teacher: the data set (default: the preset's); trainer: "
+                   "default clinc150:small")
     p.add_argument("--student-layers", type=_finite(int), default=None, help="teacher: also time a student of "
                    "this many blocks copied from the model (uniform)")
     p.add_argument("--samples", type=_finite(int), default=256, help="profiler: utterances profiled")
     p.add_argument("--steps", type=_finite(int), default=30, help="distill/teacher: timed training steps")
-    p.add_argument("--repeats", type=_finite(int), default=3, help="profiler/distill: repeats (the median is printed)")
+    p.add_argument("--repeats", type=_finite(int), default=None, help="profiler/distill: repeats (default 3; the "
+                   "median is printed); trainer: runs of each, alternated A/B/B/A (default 2)")
+    p.add_argument("--epochs", type=_finite(float), default=None, help="trainer: epochs, a fraction runs short "
+                   "(default 1)")
+    p.add_argument("--max-steps", type=_finite(int), default=None, help="trainer: optimizer steps (overrides --epochs)")
+    p.add_argument("--threads", type=_finite(int), default=None, help="CPU threads (trainer default: every core, "
+                   "for a quiet machine; others: every core but one)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -91,7 +91,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .steps import check_out_is_not_teacher, check_student, load_data
 
     config = single_run_config(resolve_config(args))
-    _setup_threads()
+    _setup_threads(args.threads)
     check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
     _check_out(args.out, "distill", overwrite=args.overwrite)
     check_student(config)

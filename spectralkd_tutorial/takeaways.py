@@ -99,7 +99,7 @@ def study_takeaways(study: Mapping[str, Any]) -> str:
             twins = same_layers_as(runs, strategy)
             if twins:
                 coinciding.append(f"{name} `{strategy}` = `{twins[0]}`")
-            if diff["verdict"] == "helps":
+            if diff["verdict"].startswith("helps"):
                 others = [s for s in rows if s not in SPECTRAL_STRATEGIES and s != "none"]
                 best = max(others, key=lambda s: rows[s]["mean"][head])
                 versus = rows[strategy].get("vs_best_baseline", {}).get(head)
@@ -111,7 +111,7 @@ def study_takeaways(study: Mapping[str, Any]) -> str:
                     against = ""
                 where_it_helps.append(f"{name}: `{strategy}` {_points(diff)}, while the best non-spectral "
                                       f"choice, `{best}`, gives {_points(rows[best]['vs_none'][head])}{against}")
-    order = ("helps", "no difference detectable", "hurts", "too few seeds")
+    order = ("helps", "helps, < 1 point", "no difference detectable", "hurts, < 1 point", "hurts", "too few seeds")
     lines = [f"- Spectral strategy against logits-only KD, {cases} (condition, strategy) cases: "
              + "; ".join(f"**{verdict}** in {len(verdicts[verdict])} ({', '.join(verdicts[verdict])})"
                          for verdict in order if verdict in verdicts) + "."]

@@ -37,3 +37,31 @@ def check_available(device: str | torch.device) -> None:
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s) "
                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of them or use auto")
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container's or ``taskset``'s share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int | None = None, processes: int = 1) -> int:
+    """Intra-op threads per process for CPU training: every core but one, shared among the processes.
+
+    The core left free keeps the notebook's kernel, the browser and the rest of the desktop responsive
+    in a workshop; it also matters for speed: a training thread that another program descheduled
+    holds the others up at every synchronisation, so on a 2-core laptop one thread beats two as soon
+    as anything else runs. ``max(1, (cores - 1) // processes)``."""
+    cores = available_cores() if cores is None else cores
+    return max(1, (cores - 1) // max(1, processes))
+
+
+def set_threads(threads: int | None = None, processes: int = 1) -> int:
+    """Set torch's intra-op threads: ``threads``, else ``$OMP_NUM_THREADS`` when set, else
+    ``default_threads``. Returns the number in use (the run record states it)."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()  # torch read it at start-up
+    torch.set_num_threads(threads if threads is not None else default_threads(processes=processes))
+    return torch.get_num_threads()

@@ -37,6 +37,18 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def adamw(groups: list[dict], learning_rate: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where every parameter's device has one (CPU, CUDA, ...), as
+    ``transformers.Trainer`` uses (``adamw_torch_fused``): one pass over each tensor instead of a
+    dozen, about 5x faster on a CPU (a quarter of a MiniLM step). Same update rule; the fused kernel
+    rounds differently in the last bit (about 1e-8), so results differ from the per-tensor loop at
+    that level. A checkpoint keeps the kernel it was written with (it is in the param groups)."""
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
+    except RuntimeError:  # a device or dtype without a fused kernel: torch's default implementation
+        return torch.optim.AdamW(groups, lr=learning_rate)
+
+
 def _param_groups(params: list[nn.Parameter], train: TrainConfig, decay_matrices_only: bool) -> list[dict]:
     if decay_matrices_only:
         return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
@@ -74,7 +86,7 @@ class Optimization:
             accelerator = make_accelerator(accelerator or "auto", mixed_precision,
                                            gradient_accumulation=train.gradient_accumulation)
         params = [p for p in parameters if p.requires_grad]
-        optimizer = torch.optim.AdamW(_param_groups(params, train, decay_matrices_only), lr=train.learning_rate)
+        optimizer = adamw(_param_groups(params, train, decay_matrices_only), train.learning_rate)
         if schedule == "one-cycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.learning_rate, total_steps=total_steps,
                                                             pct_start=train.warmup_ratio)

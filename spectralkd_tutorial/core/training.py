@@ -137,6 +137,13 @@ class Loop:
     running: dict[str, float] = field(default_factory=dict)
     batch_index: int = 0
     resumed_from: int = 0
+    _order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation), computed once per epoch
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """``epoch_order(n, seed, epoch)``, drawn once per epoch rather than once per batch."""
+        if self._order[0] != epoch:
+            self._order = (epoch, epoch_order(len(self.train), self.seed, epoch))
+        return self._order[1]
 
     @property
     def pad_id(self) -> int:
@@ -307,7 +314,7 @@ def train_step(loop: Loop) -> dict[str, Tensor]:
     """One global batch: this process's rows of it, the loss, backward, and (window end) a step."""
     epoch, within = divmod(loop.batch_index, loop.batches_per_epoch)
     size = loop.train_config.batch_size
-    batch_indices = epoch_order(len(loop.train), loop.seed, epoch)[within * size : (within + 1) * size]
+    batch_indices = loop.epoch_order(epoch)[within * size : (within + 1) * size]
     indices, weight = shard(batch_indices, loop.processes, loop.accelerator.process_index)
     batch = collate(loop.train, indices, loop.pad_id, width=batch_width(loop.train, batch_indices))
     teacher_batch = None
@@ -319,13 +326,13 @@ def train_step(loop: Loop) -> dict[str, Tensor]:
     with loop.optimization.window(last):
         with loop.accelerator.autocast():
             parts = compute_loss(loop, batch, indices, teacher_batch)
-        if not torch.isfinite(parts["loss"]):
-            raise TrainingError(f"non-finite loss at batch {loop.batch_index} ({float(parts['loss'].detach())}); lower "
+        values = _batch_means(loop, parts, len(indices) if weight else 0, len(batch_indices))  # the one host sync
+        if not math.isfinite(values["loss"]):  # the global batch's loss: every process stops together
+            raise TrainingError(f"non-finite loss at batch {loop.batch_index} ({values['loss']}); lower "
                                 f"the learning rate ({loop.train_config.learning_rate}) or check the inputs")
         loop.batch_index += 1
         stepped = loop.optimization.backward(parts["loss"] if weight == 1.0 else parts["loss"] * weight,
                                              last_of_window=last)
-    values = _batch_means(loop, parts, len(indices) if weight else 0, len(batch_indices))
     for key, scalar in values.items():
         loop.running[key] = 0.9 * loop.running.get(key, scalar) + 0.1 * scalar
     if stepped:
@@ -335,8 +342,8 @@ def train_step(loop: Loop) -> dict[str, Tensor]:
 
 def _batch_means(loop: Loop, parts: dict[str, Tensor], rows: int, batch_rows: int) -> dict[str, float]:
     """The loss parts averaged over the global batch (each process's mean weighted by its rows)."""
-    if loop.processes == 1:
-        return {key: float(value.detach()) for key, value in parts.items()}
+    if loop.processes == 1:  # one transfer for all the parts (the same floats as one float() each)
+        return dict(zip(parts, torch.stack([value.detach().float() for value in parts.values()]).tolist()))
     local = torch.stack([value.detach().float() * rows for value in parts.values()]).to(loop.device)
     total = loop.accelerator.reduce(local, reduction="sum").cpu() / batch_rows
     return {key: float(v) for key, v in zip(parts, total)}
@@ -435,7 +442,7 @@ def _finish(loop: Loop, save_model: bool, seconds: float) -> TrainResult:
             "loss": asdict(distillation.loss) if distillation else None,
             "optimizer_steps": loop.optimization.steps_done, "processes": loop.processes,
             "resumed_from_batch": loop.resumed_from,
-            "mixed_precision": loop.accelerator.mixed_precision,
+            "mixed_precision": loop.accelerator.mixed_precision, "threads": torch.get_num_threads(),
             "evaluated_per_process": {"test": test_counts, "validation": validation_counts},
         })
     loop.accelerator.wait_for_everyone()

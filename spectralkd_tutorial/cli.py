@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import TEACHER_CACHE_BUDGET_DEFAULT
 from .errors import SpectralKDError, UsageError
 from .presets import PRESETS, fine_tuning_defaults
 
@@ -107,7 +108,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: str | None
     parser.add_argument("--teacher-cache-dtype", choices=["float16", "bfloat16", "float32"], default=None,
                         help="precision the teacher cache stores hidden states in (default: float16)")
     parser.add_argument("--teacher-cache-budget", type=_finite(float), default=None, metavar="GB",
-                        help="largest teacher cache; above it the teacher runs online (default: half the free RAM)")
+                        help="largest teacher cache; above it the teacher runs online (default: "
+                             f"{TEACHER_CACHE_BUDGET_DEFAULT})")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +166,7 @@ def _add_distillation_options(parser: argparse.ArgumentParser, *, grid: bool) ->
 def resolve_config(args: argparse.Namespace):
     """The run config of this command line, validated (a bad value is a ``UsageError``)."""
     from .config import load_config
+    from .core.device import check_available
     from .presets import get_preset
 
     overrides = _flag_overrides(args)
@@ -174,6 +177,7 @@ def resolve_config(args: argparse.Namespace):
             config = load_config(args.config, base=get_preset(args.preset) if args.preset else None)
             explicit |= _toml_keys(args.config)
         config = config.replace(**overrides) if overrides else config
+        check_available(config.runtime.device)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(_name_the_flag(str(error), args)) from error
     if getattr(args, "no_progress", False):
@@ -222,9 +226,29 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if values.get("seed") is not None:
         values = {**values, "seeds": [values["seed"]]}
     overrides = {key: values[flag] for flag, key in table.items() if values.get(flag) is not None}
+    overrides.update(_separate_files(values))
     if values.get("dataset") is not None and values.get("data_dir") is None and not _is_named_set(values["dataset"]):
         overrides["data.data_dir"] = None
     return overrides
+
+
+def _separate_files(values: dict[str, Any]) -> dict[str, Any]:
+    """``--train-file A --test-file B`` (no ``--data``): the training file becomes the data spec, in place of
+    the preset's named set; a named set together with the user's files is refused."""
+    given = [f"--{flag.replace('_', '-')}" for flag in ("train_file", "validation_file", "test_file") if values.get(flag)]
+    if not given:
+        return {}
+    if values.get("dataset") is not None:
+        if _is_named_set(values["dataset"]) or str(values["dataset"]).startswith("hf:"):
+            raise UsageError(f"{'/'.join(given)} name your own files, but --data {values['dataset']} is a named set; "
+                             "give one of them (your files: --train-file A.csv --test-file B.csv)")
+        return {}
+    if not values.get("train_file"):
+        raise UsageError(f"{'/'.join(given)} need --train-file too (e.g. --train-file train.csv --test-file test.csv)")
+    if not values.get("test_file"):
+        raise UsageError(f"--train-file {values['train_file']} needs --test-file (--validation-file is optional); "
+                         f"to split one file into train/validation/test, give it as --data {values['train_file']}")
+    return {"data.dataset": values["train_file"], "data.train_file": None, "data.data_dir": None}
 
 
 def _is_named_set(spec: str) -> bool:
@@ -269,20 +293,57 @@ def _write_config(config, out: str | os.PathLike) -> Path:
         return atomic_write_text(Path(out) / "config.toml", to_toml(paths_relative_to(config, out)))
 
 
-def _check_out(out: str | os.PathLike) -> None:
-    """An unusable --out stops before any expensive work."""
-    from .core.run_store import check_writable_directory
+def _check_out(out: str | os.PathLike, kind: str | None = None, *, overwrite: bool = False) -> None:
+    """An unusable --out stops before any expensive work: a folder inside a saved model, or (for a
+    command that writes a run of ``kind``) the run directory of another command, unless ``overwrite``."""
+    from .core.run_store import RUN_FILE, _a, check_writable_directory
 
+    path = Path(out)
+    for folder in (path, *path.resolve().parents):
+        if (folder / "config.json").is_file() and (any(folder.glob("*.safetensors"))
+                                                   or (folder / "pytorch_model.bin").is_file()):
+            where = "is" if folder == path else f"is inside {folder}, which is"
+            raise UsageError(f"--out {path} {where} a saved model (config.json and weights); write the run "
+                             "elsewhere: choose an --out outside the model folder")
+    record = path / RUN_FILE
+    if kind is not None and record.is_file() and not overwrite:
+        try:
+            other = json.loads(record.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            other = None
+        if other not in (None, kind):
+            hint = f"; to distill from that teacher, give --teacher {path}" if other == "teacher" else ""
+            raise UsageError(f"--out {path} holds {_a(other)} run ({record}), not {_a(kind)} run; choose another "
+                             f"--out{hint}")
     check_writable_directory(out)
 
 
-def _run_resolved(args: argparse.Namespace, run: Any) -> Any:
-    """Resolve the config, check --out, ``run(config)``, then record the config beside the results."""
+def _check_publish(target: str | os.PathLike | None) -> None:
+    """A ``--publish`` folder that can never receive the results stops before the work, not after it."""
+    if target is None:
+        return
+    path = Path(target)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == path else f"cannot be created: {folder} is a file"
+                raise UsageError(f"--publish {path} {what}, not a directory; name a directory to copy the results "
+                                 "into (e.g. assets/workshop)")
+            return
+
+
+def _run_resolved(args: argparse.Namespace, run: Any, kind: str, recorded: Any = None) -> Any:
+    """Resolve the config, check --out (and --publish), ``run(config)``, then record the config beside the
+    results (``recorded(config, out)``: the config to record, when the directory holds more than this call's)."""
+    from .steps import check_out_is_not_teacher
+
     config = resolve_config(args)
     _setup_threads(args.threads)
-    _check_out(args.out)
+    check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
+    _check_out(args.out, kind, overwrite=args.overwrite)
+    _check_publish(getattr(args, "publish", None))
     result = run(config)
-    _write_config(config, args.out)
+    _write_config(recorded(config, args.out) if recorded else config, args.out)
     return result
 
 
@@ -349,7 +410,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads(args.threads)
-    _check_out(args.out)
+    _check_out(args.out, "teacher", overwrite=args.overwrite)
+    _check_publish(args.publish)
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
     teacher = train_teacher(config, args.out, dataset=dataset, overwrite=args.overwrite)
@@ -373,10 +435,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """The ablation grid: strategies x seeds, table and plots (resumable)."""
-    from .experiment import PUBLISHED_FILES, run_experiment
+    from .experiment import PUBLISHED_FILES, recorded_config, run_experiment
 
     report = _run_resolved(args, lambda config: run_experiment(config, args.out, overwrite=args.overwrite,
-                                                               keep_checkpoints=args.keep_checkpoints))
+                                                               keep_checkpoints=args.keep_checkpoints), "experiment",
+                           recorded_config)
     print(report.table_markdown)
     print(report.conclusion)
     print(f"wrote {Path(args.out) / 'results.json'}, results.md, config.toml and plots")
@@ -398,7 +461,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     record = _run_resolved(args, lambda config: run_study(config, args.out, conditions=args.conditions,
                                                           overwrite=args.overwrite, report_only=args.report_only,
-                                                          keep_from=args.publish))
+                                                          keep_from=args.publish), "study")
     print((Path(args.out) / "study.md").read_text())
     if args.publish:
         names = list(PUBLISHED_FILES) + [f"mappings_{name}.png" for name in record["conditions"]]
@@ -412,6 +475,7 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads(args.threads)
+    _check_out(args.out, "end-to-end", overwrite=args.overwrite)
     summary = run_end_to_end(config, args.out, overwrite=args.overwrite)
     print(summary["model_card_markdown"])
     return 0

@@ -106,14 +106,16 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .cli import _check_out, _setup_threads, resolve_config
     from .distill import distill, single_run_config
     from .model_card import format_bytes
-    from .steps import load_data
+    from .steps import check_out_is_not_teacher, check_student, load_data
 
     from .distill import check_shipping
 
     check_shipping(args.export, args.quantize)  # before any work: a missing extra names what to install
     config = single_run_config(resolve_config(args))
     _setup_threads(args.threads)
-    _check_out(args.out)
+    check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
+    _check_out(args.out, "distill", overwrite=args.overwrite)
+    check_student(config)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"
     print(f"distill: teacher {teacher} -> student {config.student.model}, strategy {config.grid.strategies[0]}, "
@@ -212,7 +214,10 @@ def _lines(stream: Iterable[str]) -> list[str]:
 def read_texts(texts: list[str], file: str | None) -> list[str]:
     """The positional texts ("-": stdin's lines) then ``file``'s lines ("-": stdin)."""
     collected: list[str] = []
-    for text in texts:
+    for number, text in enumerate(texts, start=1):
+        if text != "-" and not text.strip():
+            raise UsageError(f"text {number} of the arguments is empty; an empty text has no words to classify "
+                             "(the model would still name a label): remove it or give the text")
         collected += _lines(sys.stdin) if text == "-" else [text]
     if file == "-":
         collected += _lines(sys.stdin)
@@ -226,11 +231,13 @@ def read_texts(texts: list[str], file: str | None) -> list[str]:
 
 def _load(args: argparse.Namespace):
     from .core.device import resolve_device
-    from .models import load_model_dir
+    from .models import check_max_length, load_model_dir
 
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):
         raise UsageError("--batch-size must be >= 1 and --max-length >= 2")
     model, tokenizer = load_model_dir(args.model)
+    if args.max_length is not None:
+        check_max_length(model, args.max_length, str(args.model))
     return model.to(resolve_device(args.device)), tokenizer
 
 
@@ -256,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import _check_out, _write_config, output_store, resolve_config
     from .inference import evaluate_saved, saved_max_length
     from .io import atomic_write_json
+    from .models import check_max_length
     from .steps import data_settings, load_data
 
     if not (args.dataset or args.train_file or args.config):
@@ -268,6 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = _load(args)
     length = config.data.max_length if (args.max_length or args.config) else saved_max_length(
         model, tokenizer, default=config.data.max_length)
+    check_max_length(model, length, str(args.model))
     settings = {"model": str(args.model), "data": data_settings(config.data), "split": args.split, "max_length": length}
     with output_store(args.out, "evaluation", settings) if args.out else contextlib.nullcontext():
         metrics = evaluate_saved(model, tokenizer, dataset, args.split, max_length=length, batch_size=args.batch_size,

@@ -31,6 +31,10 @@ MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
 REPORT_TO = ("none", "tensorboard")
 TEACHER_CACHE = ("auto", "memory", "disk", "off")
 TEACHER_CACHE_DTYPES = ("float16", "bfloat16", "float32")
+# the one description of the default teacher-cache budget (--help, README and core.teacher_cache.cache_budget)
+TEACHER_CACHE_BUDGET_DEFAULT = ("the free disk space under --out less 1 GB for the disk cache (the default), or half "
+                                "the available RAM for --teacher-cache memory")
+MAX_LEARNING_RATE = 1e30  # Adam's first step is 10x the rate: far above this it exceeds float32 (raw overflow)
 
 
 @dataclass
@@ -52,6 +56,9 @@ class TrainConfig(Validated):
     def validate(self) -> None:
         require_finite("epochs", self.epochs, positive=True)
         require_finite("learning_rate", self.learning_rate, positive=True)
+        if self.learning_rate > MAX_LEARNING_RATE:
+            raise ValueError(f"learning_rate={self.learning_rate:g} overflows the optimizer's float32 update; "
+                             f"give at most {MAX_LEARNING_RATE:g} (fine-tuning uses about 1e-5 to 1e-2)")
         require_finite("weight_decay", self.weight_decay, minimum=0.0)
         require_finite("warmup_ratio", self.warmup_ratio, minimum=0.0, maximum=1.0)
         require_finite("max_grad_norm", self.max_grad_norm, positive=True)
@@ -83,6 +90,9 @@ class DataConfig(Validated):
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ValueError("data.dataset is empty; name a data set (e.g. clinc150:full) or a file")
         _require_int("max_length", self.max_length, minimum=2)
+        if self.text_column == self.label_column:
+            raise ValueError(f"data.text_column and data.label_column are both {self.text_column!r}; name the "
+                             "text column and the label column of your file (two different columns)")
         for name in ("train_limit", "eval_limit"):
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
@@ -181,7 +191,7 @@ class GridConfig(Validated):
 @dataclass
 class RuntimeConfig(Validated):
     """Where and how a run executes; none of it changes what a run computes beyond rounding (only
-    ``mixed_precision`` is part of a run directory's fingerprint)."""
+    ``mixed_precision`` and a grid's ``teacher_cache_dtype`` are part of a run directory's fingerprint)."""
 
     device: str = "auto"  # one process: auto | cpu | cuda | cuda:N (a launcher places each process itself)
     mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the GPU has it, else fp16)
@@ -189,7 +199,7 @@ class RuntimeConfig(Validated):
     report_to: str = "none"  # none | tensorboard (accelerate's trackers, in <run>/tensorboard)
     teacher_cache: str = "auto"  # auto (disk under the run directory, else memory) | memory | disk | off (online)
     teacher_cache_dtype: str = "float16"  # float16 | bfloat16 | float32
-    teacher_cache_budget: float | None = None  # GB; None: half the available RAM (memory) / the free disk (disk)
+    teacher_cache_budget: float | None = None  # GB; None: TEACHER_CACHE_BUDGET_DEFAULT
 
     def validate(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:

@@ -43,8 +43,8 @@ from .metrics import headline
 from .model_card import disk_size, latency_profile, model_card_markdown, retained
 from .models import count_parameters, hidden_width, load_classifier, load_model_dir, model_directory, num_blocks
 from .selection import LayerMapping
-from .steps import (TeacherResult, build_student, check_out_is_not_teacher, choose_layers, data_settings,
-                    distil_student, load_data, train_teacher)
+from .steps import (TeacherResult, build_student, check_out_is_not_teacher, check_student, choose_layers,
+                    data_settings, distil_student, load_data, train_teacher)
 
 DEFAULT_STRATEGY = "spectral-ends"
 TOKENIZER_SAMPLES = 64
@@ -97,6 +97,7 @@ def distill(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDat
     ship = check_shipping(export, quantize)
     config = single_run_config(config)
     out = Path(out_dir)
+    check_student(config)
     check_out_is_not_teacher(config, out)
     dataset = dataset or load_data(config)
     teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)

@@ -19,6 +19,7 @@ import copy
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +36,8 @@ from .models import count_parameters, num_blocks
 from .selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
 from .spectral import SpectralProfile
 from .stats import PRACTICAL_THRESHOLD, pair_by_seed, paired_difference
-from .steps import (TeacherResult, build_student, build_teacher_cache, check_out_is_not_teacher, data_settings,
-                    distil_student, load_data, profile_with_config, train_teacher, write_profile)
+from .steps import (TeacherResult, build_student, build_teacher_cache, check_out_is_not_teacher, check_student,
+                    data_settings, distil_student, load_data, profile_with_config, train_teacher, write_profile)
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")
 PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png", "mappings.png",
@@ -107,7 +108,11 @@ def conclusion(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]]) -
     interval = (f"paired over {diff.n} seeds, 95% CI [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
                 if diff.n > 1 else "one seed: no interval")
     small = f", below the {100 * PRACTICAL_THRESHOLD:g}-point practical threshold" if diff.verdict.endswith("point") else ""
-    if diff.verdict.startswith("helps"):
+    if diff.n < 2:
+        verdict = (f"One seed cannot tell whether spectral selection (`{best_spectral}`) beats the best baseline "
+                   f"(`{best_other}`): difference {100 * diff.mean:+.2f} points, but with a single seed the "
+                   "seed-to-seed noise is unknown. Run at least 3 seeds (e.g. --seeds 0 1 2) to decide.")
+    elif diff.verdict.startswith("helps"):
         verdict = (f"Spectral selection (`{best_spectral}`) beats the best baseline (`{best_other}`) by "
                    f"{100 * diff.mean:.2f} points ({interval}){small}.")
     elif diff.verdict.startswith("hurts"):
@@ -148,10 +153,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], teacher_metrics: dict[str, fl
 
 
 def grid_settings(config: RunConfig, teacher_fingerprint: str) -> dict[str, Any]:
-    """What every run of a grid shares; strategies and seeds are what varies (not fingerprinted)."""
-    return {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
-            "loss": asdict(config.loss), "dynamics_samples": config.grid.dynamics_samples,
-            "mixed_precision": config.runtime.mixed_precision}
+    """What every run of a grid shares; strategies and seeds are what varies (not fingerprinted). The
+    teacher cache's precision rounds the teacher's states the students learn from: a dtype other than
+    the default float16 is part of the fingerprint (float16 is left out, so older runs keep theirs)."""
+    settings = {"data": data_settings(config.data), "teacher": teacher_fingerprint, "student": asdict(config.student),
+                "loss": asdict(config.loss), "dynamics_samples": config.grid.dynamics_samples,
+                "mixed_precision": config.runtime.mixed_precision}
+    if config.runtime.teacher_cache != "off" and config.runtime.teacher_cache_dtype != "float16":
+        settings["teacher_cache_dtype"] = config.runtime.teacher_cache_dtype
+    return settings
 
 
 def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: IntentDataset | None = None,
@@ -159,6 +169,7 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
     """Run (or resume) the grid ``config.grid``; writes results.json, results.md and plots into ``out_dir``."""
     start = time.perf_counter()
     out = Path(out_dir)
+    check_student(config)
     check_out_is_not_teacher(config, out)
     dataset = dataset or load_data(config)
     teacher = train_teacher(config, out / "teacher", dataset=dataset, overwrite=overwrite)
@@ -178,6 +189,20 @@ def run_experiment(config: RunConfig, out_dir: str | os.PathLike, *, dataset: In
     return ExperimentReport(selected, rows, table, verdict, teacher.test, out, time.perf_counter() - start)
 
 
+def recorded_config(config: RunConfig, out_dir: str | os.PathLike) -> RunConfig:
+    """The config to write beside a grid: this call's, with the strategies and seeds of every run that
+    ``results.json`` holds (earlier calls' too), so that ``--config OUT/config.toml`` covers them all."""
+    from .io import read_json
+
+    try:
+        runs = read_json(Path(out_dir) / "results.json").get("runs", [])
+        strategies = list(dict.fromkeys([*(r["strategy"] for r in runs), *config.grid.strategies]))
+        seeds = sorted({*(int(r["seed"]) for r in runs), *config.grid.seeds})
+    except (FileNotFoundError, ValueError, AttributeError, KeyError, TypeError):
+        return config
+    return config.replace(**{"grid.strategies": strategies, "grid.seeds": seeds})
+
+
 def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset,
                     config: RunConfig) -> SpectralProfile:
     """The teacher's profile, reused only if derived from this very teacher and analysis settings."""
@@ -189,6 +214,40 @@ def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentData
     write_profile(profile, store.root, stem="teacher_intensity")
     store.write_derived("teacher_intensity.json", profile.to_dict(), source)
     return profile
+
+
+def previous_runs(store: RunStore) -> list[dict[str, Any]]:
+    """The finished runs of earlier calls: ``results.json``'s list or, when that file is truncated or
+    corrupt, the runs rebuilt from their own directories (``runs/*/metrics.json``), so none is lost."""
+    if not store.exists("results.json"):
+        return []
+    try:
+        return list(store.read_json("results.json").get("runs", []))
+    except (ValueError, AttributeError):
+        runs = runs_on_disk(store)
+        print(f"note: {store.path('results.json')} is truncated or not valid JSON; rebuilt it from the {len(runs)} "
+              f"finished run(s) under {store.path('runs')}", file=sys.stderr, flush=True)
+        return runs
+
+
+def runs_on_disk(store: RunStore) -> list[dict[str, Any]]:
+    """The grid's finished runs as recorded in their directories (those of this grid's fingerprint)."""
+    from .io import read_json
+
+    runs = []
+    for folder in sorted(store.path("runs").glob("*-seed*")):
+        try:
+            settings, metrics = read_json(folder / "run.json")["settings"], read_json(folder / "metrics.json")
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            continue  # unfinished, or not this tool's: trained again
+        if settings.get("grid") != store.fingerprint:
+            continue
+        pairs = [list(p) for p in settings["pairs"]]
+        runs.append({"strategy": folder.name.rsplit("-seed", 1)[0], "seed": settings["seed"],
+                     "mapping": {"pairs": pairs, "teacher_layers": [t for _, t in pairs]},
+                     "test": metrics["metrics"]["test"], "validation": metrics["metrics"]["validation"],
+                     "history": metrics["history"], "dynamics": metrics["dynamics"], "seconds": metrics["seconds"]})
+    return runs
 
 
 class Grid:
@@ -203,8 +262,7 @@ class Grid:
         self.k = config.student.num_layers
         self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0,
                                      rms=profile.rms)
-        previous = store.read_json("results.json") if store.exists("results.json") else {}
-        self.runs: list[dict[str, Any]] = list(previous.get("runs", []))
+        self.runs: list[dict[str, Any]] = previous_runs(store)
         self.cache: TeacherCache | None = None
         self.cache_ready = False
 

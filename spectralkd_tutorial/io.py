@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -69,7 +70,20 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
-    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+    return _atomic(path, lambda tmp: _torch_save(obj, tmp))
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    """``torch.save``; its zip writer reports a failed write (a full disk) as a ``RuntimeError`` from
+    ``inline_container.cc``: raised here as the ``OSError`` it is, so that the file is named."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as error:
+        if "inline_container" not in str(error) and "PytorchStreamWriter" not in str(error):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(errno.ENOSPC, f"write failed: is the disk full? ({free / 2**20:.0f} MiB free now; "
+                      f"torch: {str(error).splitlines()[0][:120]})", str(path)) from error
 
 
 def atomic_savefig(path: str | os.PathLike, figure: Any, **kwargs: Any) -> Path:

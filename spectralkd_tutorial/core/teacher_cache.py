@@ -242,8 +242,8 @@ def available_memory() -> int:
 
 
 def cache_budget(storage: str, directory: str | os.PathLike | None, budget_gb: float | None) -> tuple[int, str]:
-    """``(bytes, where the number comes from)``: the given budget, else half of the available host
-    memory (in memory) or the free disk space less 1 GB (on disk, where the page cache is shared)."""
+    """``(bytes, where the number comes from)``: the given budget, else (``config.TEACHER_CACHE_BUDGET_DEFAULT``)
+    the free disk space less 1 GB (on disk, where the page cache is shared) or half of the available RAM (in memory)."""
     if budget_gb is not None:
         return int(budget_gb * 1e9), "--teacher-cache-budget"
     if storage == "disk":

@@ -35,6 +35,7 @@ from ..data import IntentDataset
 from ..errors import TrainingError, UsageError
 from ..io import save_pretrained_atomic
 from ..losses import LayerProjections, check_feature_loss_tokenization, distillation_loss, sentence_features
+from ..models import check_max_length
 from ..selection import LayerMapping
 from ..spectral import profile_model
 from . import tracking
@@ -220,6 +221,9 @@ def _setup(model, tokenizer, dataset, train, seed, max_length, runtime, distilla
            dynamics_samples) -> Loop:
     if tokenizer.pad_token_id is None:
         raise UsageError("the tokenizer has no pad token; set tokenizer.pad_token before training")
+    check_max_length(model, max_length)
+    if distillation is not None:
+        check_max_length(distillation.teacher, max_length)
     accelerator = make_accelerator(runtime.device, runtime.mixed_precision, gradient_accumulation=train.gradient_accumulation,
                                    **tracking.tracker_settings(runtime.report_to, store.root if store else None))
     modules = [model]

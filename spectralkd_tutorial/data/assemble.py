@@ -130,6 +130,20 @@ def assemble_dataset(
     )
 
 
+def require_every_split(dataset: IntentDataset) -> IntentDataset:
+    """``dataset`` if train, validation and test all hold examples; else a :class:`DataError` naming the
+    source and the fix (an empty split would only fail deep inside training or evaluation)."""
+    empty = [name for name, split in dataset.splits.items() if len(split) == 0]
+    if empty:
+        sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.splits.items())
+        raise DataError(
+            f"data {dataset.source} is too small to carve a {' and '.join(empty)} split ({sizes} rows over "
+            f"{dataset.num_labels} labels); give at least 3 rows of some label (better 10+ per label), or pass the "
+            "splits yourself with --train-file/--validation-file/--test-file"
+        )
+    return dataset
+
+
 def label_name_of(value: str | int) -> str:
     """An ``oos_label`` argument as a label name (integers as decimals)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():

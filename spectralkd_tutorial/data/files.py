@@ -91,9 +91,28 @@ def decode_utf8(path: Path) -> str:
         ) from None
 
 
+def _duplicate_columns(where: str, wanted: tuple[str, str], found: list[str]) -> None:
+    """A text or label column named twice would be read from one of them silently: :class:`DataError`."""
+    twice = [c for c in wanted if found.count(c) > 1]
+    if twice:
+        raise DataError(f"{where}: column {twice[0]!r} appears {found.count(twice[0])} times (columns: "
+                        f"{', '.join(map(repr, found))}); rename the copies so that each column name is unique")
+
+
 def read_delimited(path: Path, delimiter: str, text_column: str, label_column: str) -> RawSplit:
-    """A CSV (``,``) or TSV (``\\t``) file with a header row naming the columns."""
-    reader = csv.reader(io.StringIO(decode_utf8(path), newline=""), delimiter=delimiter)
+    """A CSV (``,``) or TSV (``\\t``) file with a header row naming the columns (a field may be any length,
+    as in JSON Lines: the ``csv`` module's 131,072-character limit is lifted while reading)."""
+    text = decode_utf8(path)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))
+    try:
+        return _read_delimited(path, text, delimiter, text_column, label_column)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_delimited(path: Path, text: str, delimiter: str, text_column: str, label_column: str) -> RawSplit:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [c.strip() for c in next(reader)]
     except StopIteration:
@@ -102,6 +121,7 @@ def read_delimited(path: Path, delimiter: str, text_column: str, label_column: s
         raise DataError(f"{path}: line 1: {exc}") from None
     if text_column not in header or label_column not in header:
         raise _missing_columns(f"{path}: line 1 (header)", (text_column, label_column), header)
+    _duplicate_columns(f"{path}: line 1 (header)", (text_column, label_column), header)
     ti, li = header.index(text_column), header.index(label_column)
     out = RawSplit(str(path))
     line = reader.line_num
@@ -132,7 +152,7 @@ def read_jsonl(path: Path, text_column: str, label_column: str) -> RawSplit:
         if n == 1 and line.lstrip().startswith("["):
             hint = "; the file looks like one JSON array: write one object per line (jq -c '.[]' in > out.jsonl)"
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=lambda pairs: _object(pairs, f"{path}: line {n}"))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {n}: invalid JSON ({exc.msg}, column {exc.colno}){hint}") from None
         if not isinstance(obj, dict):
@@ -141,6 +161,15 @@ def read_jsonl(path: Path, text_column: str, label_column: str) -> RawSplit:
             raise _missing_columns(f"{path}: line {n}", (text_column, label_column), list(obj))
         out.add(obj[text_column], obj[label_column], n, (text_column, label_column))
     return out
+
+
+def _object(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
+    """A JSON object; a key given twice (``json`` would keep the last silently) is a :class:`DataError`."""
+    keys = [key for key, _ in pairs]
+    twice = next((key for key in keys if keys.count(key) > 1), None)
+    if twice is not None:
+        raise DataError(f"{where}: key {twice!r} appears {keys.count(twice)} times in one object; give each key once")
+    return dict(pairs)
 
 
 def read_parquet(path: Path, text_column: str, label_column: str) -> RawSplit:
@@ -152,6 +181,7 @@ def read_parquet(path: Path, text_column: str, label_column: str) -> RawSplit:
         names = pq.read_schema(path).names
         if text_column not in names or label_column not in names:
             raise _missing_columns(str(path), (text_column, label_column), list(names))
+        _duplicate_columns(str(path), (text_column, label_column), list(names))
         table = pq.read_table(path, columns=[text_column, label_column])
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, FileNotFoundError):

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.inputs import check_mask
 from .common import check_pairs, masked, mean_over_pairs
 from .registry import register_feature_loss
 from .spectral_alignment import pool_teacher_channels
@@ -33,10 +34,12 @@ __all__ = ["pooled_spectral_loss", "sentence_features"]
 def sentence_features(hidden: Tensor, attention_mask: Tensor | None) -> Tensor:
     """``(B, 1, H)``: each sentence's mean over its real tokens, ``sum_n m[n] X[n, :] / sum_n m[n]``.
 
-    A sentence without a real token gives zeros (the loss then compares zeros with zeros)."""
+    The mask holds only 0 and 1 (a soft 0.5 is refused, not read as 1) and at least one real token
+    (an all-zero mask is refused); a sentence without a real token gives zeros (the loss then compares
+    zeros with zeros)."""
     if attention_mask is None:
         return hidden.mean(dim=1, keepdim=True)
-    mask = attention_mask.to(device=hidden.device, dtype=torch.bool)
+    mask = check_mask(attention_mask, "attention_mask", require_real_token=True).to(hidden.device)
     total = masked(hidden, mask).sum(dim=1, keepdim=True)
     count = mask.sum(dim=1).clamp(min=1).to(hidden.dtype).view(-1, 1, 1)
     return total / count

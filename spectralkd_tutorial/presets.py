@@ -20,6 +20,7 @@ from .config import (AnalysisConfig, DataConfig, DistillationLossConfig, GridCon
 
 PRESET_ENV = "SPECTRALKD_PRESET"
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+TINY_NAMES = {"tiny-roberta": "roberta", "tiny-bert": "bert", "tiny-mpnet": "mpnet"}  # built locally, random weights
 
 ABLATION_STRATEGIES = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
 # the workshop grid adds the low-intensity end (`first`) and reversed pairing (Yu et al. 2025)
@@ -94,8 +95,6 @@ def fine_tuning_defaults(config: RunConfig, explicit: set[str] = frozenset()) ->
     pretrained student (``student.model`` not ``layers:K``/``random:KxH``) gets the ``workshop``
     preset's epochs and learning rate instead, for each key the user did not set (``explicit``: dotted
     keys set by flags or a config file). Presets made for pretrained models are left as they are."""
-    from .models import TINY_NAMES
-
     if config.name not in PRESET_FACTORIES or PRESET_FACTORIES[config.name]().teacher.model not in TINY_NAMES:
         return config, ""
     pretrained_teacher = config.teacher.finetuned is None and config.teacher.model not in TINY_NAMES

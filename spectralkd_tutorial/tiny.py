@@ -17,13 +17,7 @@ from typing import Sequence
 import torch
 
 TINY_MODEL_TYPES = ("roberta", "bert", "mpnet")
-CACHE_ENV = "SPECTRALKD_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """Where built tiny checkpoints are kept (``$SPECTRALKD_CACHE_DIR`` or ~/.cache/spectralkd_tutorial)."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spectralkd_tutorial"
-    return Path(root)
+from .io import CACHE_ENV, cache_dir  # noqa: E402,F401 - the cache root lives at the bottom (data uses it too)
 
 
 def _default_texts() -> list[str]:

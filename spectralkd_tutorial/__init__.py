@@ -15,25 +15,25 @@ __version__ = "0.2.0"
 
 _PUBLIC: dict[str, str] = {
     # config and presets
-    "RunConfig": "config", "DataConfig": "config", "TeacherConfig": "config", "StudentConfig": "config",
-    "TrainConfig": "config", "AnalysisConfig": "config", "GridConfig": "config", "RuntimeConfig": "config",
-    "VisionConfig": "config", "DistillationLossConfig": "config", "load_config": "config", "to_toml": "config",
-    "get_preset": "presets", "PRESETS": "presets",
+    "RunConfig": "config.sections", "DataConfig": "config.sections", "TeacherConfig": "config.sections", "StudentConfig": "config.sections",
+    "TrainConfig": "config.sections", "AnalysisConfig": "config.sections", "GridConfig": "config.sections", "RuntimeConfig": "config.sections",
+    "VisionConfig": "config.sections", "DistillationLossConfig": "config.sections", "load_config": "config.files", "to_toml": "config.files",
+    "get_preset": "config.presets", "PRESETS": "config.presets",
     # the steps
-    "load_data": "steps", "train_teacher": "steps", "profile": "steps", "profile_with_config": "steps",
-    "choose_layers": "steps", "build_student": "steps", "distil_student": "steps", "evaluate": "steps",
-    "analysis_texts": "steps", "write_profile": "steps", "TeacherResult": "steps", "StudentResult": "steps",
+    "load_data": "pipelines.steps", "train_teacher": "pipelines.steps", "profile": "pipelines.steps", "profile_with_config": "pipelines.steps",
+    "choose_layers": "pipelines.steps", "build_student": "pipelines.steps", "distil_student": "pipelines.steps", "evaluate": "pipelines.steps",
+    "analysis_texts": "pipelines.steps", "write_profile": "pipelines.steps", "TeacherResult": "pipelines.steps", "StudentResult": "pipelines.steps",
     # the engine
-    "fit": "core.training", "Distillation": "core.training", "TrainResult": "core.training",
-    "Callback": "core.training", "StopAfterBatches": "core.training", "RunStore": "core.run_store",
-    "TeacherCache": "core.teacher_cache", "predict": "core.evaluation",
+    "fit": "engine.training", "Distillation": "engine.training", "TrainResult": "engine.training",
+    "Callback": "engine.training", "StopAfterBatches": "engine.training", "RunStore": "engine.run_store",
+    "TeacherCache": "engine.teacher_cache", "predict": "engine.evaluation",
     # experiment
-    "run_experiment": "experiment", "ExperimentReport": "experiment",
+    "run_experiment": "pipelines.experiment", "ExperimentReport": "pipelines.experiment",
     # building blocks
-    "spectral_signature": "spectral", "spectral_intensity": "spectral", "profile_model": "spectral",
-    "SpectralProfile": "spectral", "select_layers": "selection", "LayerMapping": "selection",
-    "load_classifier": "models", "load_model_dir": "models", "student_from_teacher": "models",
-    "num_blocks": "models", "count_parameters": "models",
+    "spectral_signature": "analysis.spectral", "spectral_intensity": "analysis.spectral", "profile_model": "analysis.spectral",
+    "SpectralProfile": "analysis.spectral", "select_layers": "analysis.selection", "LayerMapping": "analysis.selection",
+    "load_classifier": "models.loading", "load_model_dir": "models.loading", "student_from_teacher": "models.loading",
+    "num_blocks": "models.loading", "count_parameters": "models.loading",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

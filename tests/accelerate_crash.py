@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 
-from spectralkd_tutorial import cli, steps
+from spectralkd_tutorial.cli import app as cli
+
+from spectralkd_tutorial.pipelines import steps
 from spectralkd_tutorial.core import training
 
 CRASH_AFTER = int(os.environ["SPECTRALKD_TEST_CRASH_AFTER"])

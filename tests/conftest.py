@@ -46,7 +46,7 @@ def tiny_roberta(tmp_path_factory):
     """A tiny RoBERTa classifier + tokenizer, saved and reloaded through from_pretrained."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+    from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
     path = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-roberta"), "roberta", num_labels=3, num_layers=3,
                                  hidden_size=32, num_heads=4)

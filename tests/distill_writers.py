@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from spectralkd_tutorial import cli, distill
+from spectralkd_tutorial.cli import app as cli
 
+from spectralkd_tutorial.pipelines import distill
 WRITERS = Path(os.environ["SPECTRALKD_TEST_WRITERS"])
 _save = distill.save_pretrained_atomic
 

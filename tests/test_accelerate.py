@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from spectralkd_tutorial import cli
-from spectralkd_tutorial.config import DistillationLossConfig, RuntimeConfig, TrainConfig
-from spectralkd_tutorial.core.batching import encode_split, shard
-from spectralkd_tutorial.core.run_store import RunStore
-from spectralkd_tutorial.core.teacher_cache import TeacherCache, cache_bytes, prepare_cache
-from spectralkd_tutorial.core.training import Distillation, fit
+from spectralkd_tutorial.cli import app as cli
+from spectralkd_tutorial.config.sections import DistillationLossConfig, RuntimeConfig, TrainConfig
+from spectralkd_tutorial.engine.batching import encode_split, shard
+from spectralkd_tutorial.engine.run_store import RunStore
+from spectralkd_tutorial.engine.teacher_cache import TeacherCache, cache_bytes, prepare_cache
+from spectralkd_tutorial.engine.training import Distillation, fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.errors import UsageError
-from spectralkd_tutorial.models import load_classifier, student_from_teacher
-from spectralkd_tutorial.selection import select_layers
+from spectralkd_tutorial.common.errors import UsageError
+from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher
+from spectralkd_tutorial.analysis.selection import select_layers
 
 RUN = "runs/spectral-ends-seed0"
 TOTAL_BATCHES = 6  # 3 per epoch x 2 epochs, one optimizer step each
@@ -115,11 +115,11 @@ def _assert_same_training(one: Path, other: Path, *, resumed_from: int = 0) -> N
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(grid):
-    """``accelerate launch -m spectralkd_tutorial.cli experiment`` with 2 CPU processes (gloo)."""
+    """``accelerate launch -m spectralkd_tutorial.cli.app experiment`` with 2 CPU processes (gloo)."""
     tmp, args = grid
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli"]
+              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli.app"]
     done = _run([*launch, *args, "--out", str(tmp / "two")], tmp)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # only the main process prints

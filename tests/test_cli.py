@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spectralkd_tutorial.cli import main
+from spectralkd_tutorial.cli.app import main
 
 
 def test_analyze_quick_writes_json_and_png(tmp_path, monkeypatch, capsys):

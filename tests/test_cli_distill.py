@@ -19,10 +19,12 @@ import tomllib
 import pytest
 import torch
 
-from spectralkd_tutorial import cli, commands
-from spectralkd_tutorial.core.evaluation import predict, split_metrics
+from spectralkd_tutorial.cli import app as cli
+
+from spectralkd_tutorial.cli import commands
+from spectralkd_tutorial.engine.evaluation import predict, split_metrics
 from spectralkd_tutorial.data import embedded_intents, load_dataset
-from spectralkd_tutorial.models import load_model_dir, num_blocks
+from spectralkd_tutorial.models.loading import load_model_dir, num_blocks
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +108,7 @@ def test_the_model_card_states_accuracy_size_latency_command_and_config(run_a):
 
 
 def test_same_command_again_reuses_the_run_and_other_settings_are_refused(run_a, monkeypatch, capsys):
-    from spectralkd_tutorial import distill as distill_module
-
+    from spectralkd_tutorial.pipelines import distill as distill_module
     a, argv = run_a
     before = (a / "metrics.json").read_text()
     monkeypatch.setattr(distill_module, "distil_student", lambda *a, **k: pytest.fail("trained again"))
@@ -203,7 +204,7 @@ def test_distill_on_a_user_csv_with_an_oos_label(csv_teacher, workdir, capsys):
 
 
 def test_a_pretrained_student_sharing_the_tokenizer_distils(csv_teacher, workdir, capsys):
-    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+    from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
     path, teacher = csv_teacher
     same = build_tiny_checkpoint(workdir / "small-same", "bert", num_labels=2, num_layers=2, hidden_size=32,
@@ -224,7 +225,7 @@ def test_a_student_with_another_tokenizer_distils_per_sentence(csv_teacher, work
     sentence-level loss distils, the record and card say how, and the shipped student keeps its tokenizer."""
     from transformers import AutoTokenizer, pipeline
 
-    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+    from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
     path, teacher = csv_teacher
     other = build_tiny_checkpoint(workdir / "small-other", "roberta", num_labels=2, num_layers=2, hidden_size=32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial.cli import main
+from spectralkd_tutorial.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--preset", "quick", "--no-progress"]
@@ -29,8 +29,8 @@ def env(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if a command gets as far as loading data or running the grid."""
-    import spectralkd_tutorial.experiment as experiment
-    import spectralkd_tutorial.steps as steps
+    import spectralkd_tutorial.pipelines.experiment as experiment
+    import spectralkd_tutorial.pipelines.steps as steps
 
     def expensive(*args, **kwargs):
         raise AssertionError("expensive work started before the argument was checked")
@@ -139,7 +139,7 @@ def test_bench_with_zero_steps(capsys):
 
 
 def test_configs_are_validated_on_every_change():
-    from spectralkd_tutorial.presets import get_preset
+    from spectralkd_tutorial.config.presets import get_preset
 
     config = get_preset("quick")
     with pytest.raises(ValueError, match="epochs=0 must be > 0"):
@@ -159,7 +159,7 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
     import shutil
 
     from spectralkd_tutorial.data import load_dataset
-    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+    from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("models")
     labels = load_dataset("embedded").num_labels
@@ -188,7 +188,7 @@ BROKEN = {
 
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_a_broken_teacher_directory_is_named_before_any_training(model_dirs, tmp_path, capsys, monkeypatch, name):
-    import spectralkd_tutorial.steps as steps
+    import spectralkd_tutorial.pipelines.steps as steps
 
     monkeypatch.setattr(steps, "fit", lambda *a, **k: pytest.fail("training started"))
     folder = model_dirs[name]
@@ -203,7 +203,7 @@ def test_a_broken_teacher_directory_is_named_before_any_training(model_dirs, tmp
 
 
 def test_a_teacher_with_another_label_count_is_refused_before_training(model_dirs, tmp_path, capsys, monkeypatch):
-    import spectralkd_tutorial.steps as steps
+    import spectralkd_tutorial.pipelines.steps as steps
 
     monkeypatch.setattr(steps, "fit", lambda *a, **k: pytest.fail("training started"))
     folder = model_dirs["labels"]
@@ -219,7 +219,7 @@ def test_an_unreachable_hub_fails_fast_with_the_alternatives(tmp_path):
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
                SPECTRALKD_CACHE_DIR=str(tmp_path / "cache"))
     argv = ["analyze", *QUICK, "--model", "no-such-org/no-such-model", "--out", str(tmp_path / "out")]
-    code = ("import sys, time; from spectralkd_tutorial.cli import main; start = time.perf_counter(); "
+    code = ("import sys, time; from spectralkd_tutorial.cli.app import main; start = time.perf_counter(); "
             f"rc = main({argv!r}); print(f'seconds {{time.perf_counter() - start:.1f}}'); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     err = result.stderr
@@ -269,7 +269,7 @@ def test_a_non_finite_loss_stops_with_the_fix(tmp_path, capsys):
 
 
 def test_a_real_bug_keeps_its_traceback(monkeypatch):
-    import spectralkd_tutorial.cli as cli
+    import spectralkd_tutorial.cli.app as cli
 
     def bug(args):
         raise TypeError("unsupported operand type(s)")

@@ -84,8 +84,8 @@ def test_an_unreachable_network_says_how_to_get_the_data(colab, monkeypatch):
 
 
 def test_the_workshop_preset_reads_it_without_edits(colab, data_dir):
-    from spectralkd_tutorial.presets import get_preset
-    from spectralkd_tutorial.steps import load_data
+    from spectralkd_tutorial.config.presets import get_preset
+    from spectralkd_tutorial.pipelines.steps import load_data
 
     requests = colab((data_dir / "clinc150" / "data_full.json").read_bytes())
     dataset = load_data(get_preset("workshop"))

@@ -29,7 +29,7 @@ from spectralkd_tutorial.data import (
     parse_dataset_spec,
 )
 from spectralkd_tutorial.data import hub
-from spectralkd_tutorial.metrics import intent_metrics
+from spectralkd_tutorial.common.metrics import intent_metrics
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -1,7 +1,7 @@
 """Teachers of different depths (chapter 3, "A deeper model"): profiles from assets, normalised
 depth, the side-by-side figure, and the table of the blocks each strategy picks.
 
-The reference for every choice is :func:`spectralkd_tutorial.selection.select_layers` itself (and,
+The reference for every choice is :func:`spectralkd_tutorial.analysis.selection.select_layers` itself (and,
 for ``spectral-topk``, a brute-force ranking); no table is written out by hand except where the
 selection rule is plain arithmetic (``last``, ``uniform``).
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectralkd_tutorial.selection import select_layers
-from spectralkd_tutorial.spectral import LayerSpectra, SpectralProfile
-from spectralkd_tutorial.steps import choose_layers
-from spectralkd_tutorial.text_analysis import (
+from spectralkd_tutorial.analysis.selection import select_layers
+from spectralkd_tutorial.analysis.spectral import LayerSpectra, SpectralProfile
+from spectralkd_tutorial.pipelines.steps import choose_layers
+from spectralkd_tutorial.course.text_analysis import (
     DEPTH_STRATEGIES,
     StrategyTable,
     find_asset,
@@ -51,7 +51,7 @@ def test_find_asset_looks_from_notebooks_then_the_root(tmp_path, monkeypatch):
     assert find_asset("mpnet/intensity.json").resolve() == target.resolve()
     assert find_asset("mpnet/missing.json") is None
     # nothing under the roots: the copy committed with the package (a chapter opened alone)
-    from spectralkd_tutorial.published import published
+    from spectralkd_tutorial.common.published import published
 
     assert find_asset("mpnet/intensity.json", roots=[tmp_path]) == published("mpnet/intensity.json") is not None
     assert find_asset("mpnet/not-committed.json", roots=[tmp_path]) is None

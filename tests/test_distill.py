@@ -10,15 +10,15 @@ import torch
 from spectralkd_tutorial.data import embedded_intents
 from dataclasses import asdict
 
-from spectralkd_tutorial.config import DistillationLossConfig, RuntimeConfig, TrainConfig
-from spectralkd_tutorial.core.batching import encode_split
-from spectralkd_tutorial.core.evaluation import evaluate
-from spectralkd_tutorial.core.run_store import RunStore
-from spectralkd_tutorial.core.teacher_cache import TeacherCache
-from spectralkd_tutorial.core.training import Distillation, StopAfterBatches
-from spectralkd_tutorial.core.training import fit as core_fit
-from spectralkd_tutorial.models import load_classifier, student_from_teacher
-from spectralkd_tutorial.selection import select_layers
+from spectralkd_tutorial.config.sections import DistillationLossConfig, RuntimeConfig, TrainConfig
+from spectralkd_tutorial.engine.batching import encode_split
+from spectralkd_tutorial.engine.evaluation import evaluate
+from spectralkd_tutorial.engine.run_store import RunStore
+from spectralkd_tutorial.engine.teacher_cache import TeacherCache
+from spectralkd_tutorial.engine.training import Distillation, StopAfterBatches
+from spectralkd_tutorial.engine.training import fit as core_fit
+from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher
+from spectralkd_tutorial.analysis.selection import select_layers
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial.cli import main
+from spectralkd_tutorial.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--preset", "quick", "--no-progress"]
@@ -42,9 +42,9 @@ def forbid(monkeypatch, modules, names, message: str) -> None:
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if a command gets as far as loading data, fine-tuning a teacher or running a grid."""
-    import spectralkd_tutorial.distill as distill
-    import spectralkd_tutorial.experiment as experiment
-    import spectralkd_tutorial.steps as steps
+    import spectralkd_tutorial.pipelines.distill as distill
+    import spectralkd_tutorial.pipelines.experiment as experiment
+    import spectralkd_tutorial.pipelines.steps as steps
 
     forbid(monkeypatch, (steps, distill, experiment), ("load_data", "train_teacher", "run_experiment"),
            "expensive work started before the argument was checked")
@@ -87,7 +87,7 @@ def intents(n: int = 45, labels: int = 3, prefix: str = "utterance") -> list[tup
 def tiny_model(tmp_path_factory) -> Path:
     """A saved tiny classifier with the embedded set's labels (130 positions)."""
     from spectralkd_tutorial.data import load_dataset
-    from spectralkd_tutorial.tiny import build_tiny_checkpoint
+    from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
     labels = load_dataset("embedded").label_names
     root = tmp_path_factory.mktemp("early-models")
@@ -132,8 +132,8 @@ def test_cuda_without_cuda_stops_before_any_work(tmp_path, capsys, no_work):
 
 
 def test_train_file_with_test_file_needs_no_data_flag(tmp_path):
-    from spectralkd_tutorial.cli import build_parser, resolve_config
-    from spectralkd_tutorial.steps import load_data
+    from spectralkd_tutorial.cli.app import build_parser, resolve_config
+    from spectralkd_tutorial.pipelines.steps import load_data
 
     train = write_csv(tmp_path / "train.csv", intents(45))
     test = write_csv(tmp_path / "test.csv", intents(9, prefix="held-out"))
@@ -166,9 +166,9 @@ def test_publish_pointing_at_a_file_stops_before_any_work(tmp_path, capsys, no_w
 ])
 def test_the_student_is_checked_before_the_teacher_is_fine_tuned(tmp_path, capsys, monkeypatch, command, student,
                                                                  message):
-    import spectralkd_tutorial.distill as distill
-    import spectralkd_tutorial.experiment as experiment
-    import spectralkd_tutorial.steps as steps
+    import spectralkd_tutorial.pipelines.distill as distill
+    import spectralkd_tutorial.pipelines.experiment as experiment
+    import spectralkd_tutorial.pipelines.steps as steps
 
     forbid(monkeypatch, (steps, distill, experiment), ("load_data", "train_teacher"),
            "data loaded or teacher fine-tuned before the student was checked")
@@ -213,9 +213,9 @@ def test_an_empty_text_to_predict_is_refused(tmp_path, capsys, tiny_model):
 # ---------------------------------------------------------------------------------------------
 
 def test_data_too_small_for_a_validation_split_names_the_file_and_the_fix(tmp_path, capsys, no_training):
-    from spectralkd_tutorial.config import DataConfig
+    from spectralkd_tutorial.config.sections import DataConfig
     from spectralkd_tutorial.data import DataError
-    from spectralkd_tutorial.steps import load_data
+    from spectralkd_tutorial.pipelines.steps import load_data
 
     path = write_csv(tmp_path / "tiny.csv", [("wake me up", "alarm"), ("set an alarm", "alarm"),
                                              ("my balance", "balance"), ("how much money", "balance")])
@@ -302,7 +302,7 @@ def test_a_full_disk_inside_torch_save_names_the_file(tmp_path, capsys, monkeypa
 
 @pytest.mark.parametrize("content", ["", "garbage{", '{"pid": -1}', "[1, 2]"])
 def test_an_empty_or_garbage_lock_is_taken_over(tmp_path, capfd, content):
-    from spectralkd_tutorial.core.run_store import RunStore
+    from spectralkd_tutorial.engine.run_store import RunStore
 
     lock = tmp_path / ".lock"
     lock.write_text(content)
@@ -317,8 +317,8 @@ def test_an_empty_or_garbage_lock_is_taken_over(tmp_path, capfd, content):
 def test_a_live_lock_still_names_its_holder(tmp_path):
     import socket
 
-    from spectralkd_tutorial.core.run_store import RunStore
-    from spectralkd_tutorial.errors import RunDirectoryError
+    from spectralkd_tutorial.engine.run_store import RunStore
+    from spectralkd_tutorial.common.errors import RunDirectoryError
 
     (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "command": "x"}))
     with pytest.raises(RunDirectoryError, match=f"in use by process {os.getppid()}"):
@@ -339,7 +339,7 @@ def grid(tmp_path_factory) -> Path:
 
 
 def test_a_truncated_results_json_is_rebuilt_from_the_runs_on_disk(grid, tmp_path, capsys, monkeypatch):
-    import spectralkd_tutorial.experiment as experiment
+    import spectralkd_tutorial.pipelines.experiment as experiment
 
     out = Path(shutil.copytree(grid, tmp_path / "E"))
     before = json.loads((out / "results.json").read_text())["runs"]
@@ -358,7 +358,7 @@ def test_a_truncated_results_json_is_rebuilt_from_the_runs_on_disk(grid, tmp_pat
 def test_a_grid_config_records_every_run_it_holds(grid, tmp_path, capsys, monkeypatch):
     import tomllib
 
-    import spectralkd_tutorial.experiment as experiment
+    import spectralkd_tutorial.pipelines.experiment as experiment
 
     out = Path(shutil.copytree(grid, tmp_path / "E"))
     monkeypatch.setattr(experiment, "distil_student", lambda *a, **k: pytest.fail("a finished run was trained again"))
@@ -371,7 +371,7 @@ def test_a_grid_config_records_every_run_it_holds(grid, tmp_path, capsys, monkey
 
 
 def test_one_seed_cannot_tell():
-    from spectralkd_tutorial.experiment import conclusion
+    from spectralkd_tutorial.pipelines.experiment import conclusion
 
     def grid(accuracies: dict[str, list[float]]):
         runs = [{"strategy": name, "seed": seed, "test": {"accuracy": value}}
@@ -388,9 +388,9 @@ def test_one_seed_cannot_tell():
 
 
 def test_the_teacher_cache_dtype_is_part_of_a_grid_fingerprint():
-    from spectralkd_tutorial.core.run_store import fingerprint
-    from spectralkd_tutorial.experiment import grid_settings
-    from spectralkd_tutorial.presets import get_preset
+    from spectralkd_tutorial.engine.run_store import fingerprint
+    from spectralkd_tutorial.pipelines.experiment import grid_settings
+    from spectralkd_tutorial.config.presets import get_preset
 
     def grid_fingerprint(**runtime):
         config = get_preset("quick").replace(**{f"runtime.{k}": v for k, v in runtime.items()})
@@ -418,8 +418,8 @@ def test_analyze_accepts_a_run_directory(tmp_path, capsys, tiny_model):
 def test_the_cache_budget_is_described_one_way(tmp_path):
     import shutil as sh
 
-    from spectralkd_tutorial.cli import build_parser
-    from spectralkd_tutorial.core.teacher_cache import available_memory, cache_budget
+    from spectralkd_tutorial.cli.app import build_parser
+    from spectralkd_tutorial.engine.teacher_cache import available_memory, cache_budget
 
     experiment = build_parser()._subparsers._group_actions[0].choices["experiment"]
     help_text = next(a.help for a in experiment._actions if a.dest == "teacher_cache_budget")

@@ -18,19 +18,22 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from spectralkd_tutorial import cli, end_to_end
-from spectralkd_tutorial.config import RuntimeConfig, TrainConfig
-from spectralkd_tutorial.core.batching import collate, encode_split, epoch_order
-from spectralkd_tutorial.core.run_store import RunStore
-from spectralkd_tutorial.core.training import Distillation, fit
+from spectralkd_tutorial.cli import app as cli
+
+from spectralkd_tutorial.pipelines import end_to_end
+from spectralkd_tutorial.config.sections import RuntimeConfig, TrainConfig
+from spectralkd_tutorial.engine.batching import collate, encode_split, epoch_order
+from spectralkd_tutorial.engine.run_store import RunStore
+from spectralkd_tutorial.engine.training import Distillation, fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.end_to_end import (BLOG_LAYERS, PLANS, EndToEnd, EndToEndPlan, ModelSource, StudentRun,
+from spectralkd_tutorial.pipelines.end_to_end import (BLOG_LAYERS, PLANS, EndToEnd, EndToEndPlan, ModelSource, StudentRun,
                                             blog_comparison, format_layers, plan_for_preset, run_end_to_end)
-from spectralkd_tutorial.losses import FEATURE_LOSSES, DistillationLossConfig, LayerProjections, check_tokenizers_compatible
-from spectralkd_tutorial.metrics import headline
-from spectralkd_tutorial.presets import get_preset
-from spectralkd_tutorial.selection import select_layers
-from spectralkd_tutorial.tiny import build_tiny_checkpoint
+from spectralkd_tutorial.losses import (FEATURE_LOSSES, DistillationLossConfig, LayerProjections,
+                                        check_tokenizers_compatible)
+from spectralkd_tutorial.common.metrics import headline
+from spectralkd_tutorial.config.presets import get_preset
+from spectralkd_tutorial.analysis.selection import select_layers
+from spectralkd_tutorial.models.tiny import build_tiny_checkpoint
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 

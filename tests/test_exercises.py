@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial import exercises as ex
-from spectralkd_tutorial.exercises import Feedback
+from spectralkd_tutorial.course import exercises as ex
+from spectralkd_tutorial.course.exercises import Feedback
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -66,7 +66,7 @@ def test_every_chapter_has_checkers():
     assert len(CHECKERS) == 18
     for chapter in range(1, 7):
         module = next(m for m in ex.__dict__.values()
-                      if getattr(m, "__name__", "").startswith(f"spectralkd_tutorial.exercises.ch{chapter}_"))
+                      if getattr(m, "__name__", "").startswith(f"spectralkd_tutorial.course.exercises.ch{chapter}_"))
         assert 2 <= len([n for n in module.__all__ if n.startswith("check_")]) <= 4
 
 
@@ -480,7 +480,7 @@ def test_exercises_come_last_and_are_complete(notebook):
                for triple in itertools.zip_longest(*[iter(section)] * 3))
     for cell in _tagged(notebook, "exercise"):
         assert cell.cell_type == "code" and re.search(r"^answer = None\b", cell.source, re.M)
-        assert "from spectralkd_tutorial.exercises import check_" in cell.source
+        assert "from spectralkd_tutorial.course.exercises import check_" in cell.source
 
 
 def test_exercise_cells_run_unanswered_and_accept_their_solutions(notebook):

@@ -19,19 +19,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from spectralkd_tutorial import experiment, steps
-from spectralkd_tutorial.config import RunConfig
-from spectralkd_tutorial.core.evaluation import evaluate
-from spectralkd_tutorial.core.training import fit
+from spectralkd_tutorial.pipelines import experiment
+
+from spectralkd_tutorial.pipelines import steps
+from spectralkd_tutorial.config.sections import RunConfig
+from spectralkd_tutorial.engine.evaluation import evaluate
+from spectralkd_tutorial.engine.training import fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.dynamics import coinciding_strategies, gap_curves, history_rows, profile_gap
-from spectralkd_tutorial.experiment import conclusion, run_experiment, summarise
-from spectralkd_tutorial.models import load_model_dir as load_teacher_dir
-from spectralkd_tutorial.models import student_from_teacher
-from spectralkd_tutorial.presets import get_preset
-from spectralkd_tutorial.steps import train_teacher
-from spectralkd_tutorial.selection import select_layers
-from spectralkd_tutorial.stats import pair_by_seed, paired_difference
+from spectralkd_tutorial.analysis.dynamics import coinciding_strategies, gap_curves, history_rows, profile_gap
+from spectralkd_tutorial.pipelines.experiment import conclusion, run_experiment, summarise
+from spectralkd_tutorial.models.loading import load_model_dir as load_teacher_dir
+from spectralkd_tutorial.models.loading import student_from_teacher
+from spectralkd_tutorial.config.presets import get_preset
+from spectralkd_tutorial.pipelines.steps import train_teacher
+from spectralkd_tutorial.analysis.selection import select_layers
+from spectralkd_tutorial.analysis.stats import pair_by_seed, paired_difference
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
 SEEDS = (0, 1)
@@ -383,9 +385,9 @@ def test_coinciding_strategies_are_trained_once_and_reported_under_both_names(te
 def test_norm_topk_runs_end_to_end_from_the_cli_flag_to_the_grid(teacher_setup, tmp_path):
     """``--strategies norm-topk`` resolves into the config; the grid trains it with the blocks of largest RMS
     (brute force over the saved profile's rms), and the profile's RMS is the hidden states' own (float64)."""
-    from spectralkd_tutorial import cli
-    from spectralkd_tutorial.spectral import SpectralProfile
-    from spectralkd_tutorial.steps import analysis_texts
+    from spectralkd_tutorial.cli import app as cli
+    from spectralkd_tutorial.analysis.spectral import SpectralProfile
+    from spectralkd_tutorial.pipelines.steps import analysis_texts
 
     args = cli.build_parser().parse_args(["experiment", "--preset", "quick", "--out", str(tmp_path / "x"),
                                          "--strategies", "norm-topk", "spectral-topk"])

@@ -1,4 +1,4 @@
-"""Tests of spectralkd_tutorial.fourier against independent references (numpy.fft, torch.fft,
+"""Tests of spectralkd_tutorial.course.fourier against independent references (numpy.fft, torch.fft,
 direct formulas), plus a test that chapter 1's own assert cells catch a sign-flipped DFT."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial import fourier
-from spectralkd_tutorial.fourier import (
+from spectralkd_tutorial.course import fourier
+from spectralkd_tutorial.course.fourier import (
     band_split,
     dft_matrix,
     magnitude,
@@ -275,8 +275,7 @@ def _run_chapter1_checks() -> set[str]:
 @pytest.fixture()
 def _quiet_figures(monkeypatch):
     # the animation cell renders every frame: make it a single frame to keep the test quick
-    from spectralkd_tutorial import phasor_plots
-
+    from spectralkd_tutorial.course import phasor_plots
     real_animation = phasor_plots.winding_animation
     monkeypatch.setattr(phasor_plots, "winding_animation", lambda signal, ks, **kw: real_animation(signal, [0], **kw))
 

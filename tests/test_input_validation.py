@@ -35,7 +35,8 @@ from spectralkd_tutorial.losses import (
     spectral_alignment_loss,
     spectral_as_weighted_spatial_mse,
 )
-from spectralkd_tutorial.spectral import SpectralAccumulator, SpectralProfiler, spectral_intensity, spectral_signature
+from spectralkd_tutorial.analysis.spectral import (SpectralAccumulator, SpectralProfiler, spectral_intensity,
+                                                   spectral_signature)
 
 B, L, HS, HT = 3, 6, 4, 8
 

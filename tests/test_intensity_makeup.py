@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial.intensity_makeup import (flatness, intensity_vs_rms, low_bin_trend, makeup_sentences,
+from spectralkd_tutorial.analysis.intensity_makeup import (flatness, intensity_vs_rms, low_bin_trend, makeup_sentences,
                                                   selection_agreement, white_noise_ratio)
-from spectralkd_tutorial.spectral import LayerSpectra, SpectralAccumulator, SpectralProfile
+from spectralkd_tutorial.analysis.spectral import LayerSpectra, SpectralAccumulator, SpectralProfile
 
 
 def profile_of(layers: list[np.ndarray]) -> SpectralProfile:
@@ -96,7 +96,7 @@ def test_low_bin_trend_is_the_spearman_correlation_with_depth():
 
 
 def test_channel_order_check_against_a_float64_dft(tiny_roberta):
-    from spectralkd_tutorial.intensity_makeup import channel_order_check, plot_makeup
+    from spectralkd_tutorial.analysis.intensity_makeup import channel_order_check, plot_makeup
 
     model, tokenizer = tiny_roberta
     model.eval()
@@ -119,7 +119,7 @@ def test_channel_order_check_against_a_float64_dft(tiny_roberta):
 
 
 def test_agreement_by_k_finds_the_depths_where_the_rankings_swap():
-    from spectralkd_tutorial.intensity_makeup import agreement_by_k, agreement_sentence
+    from spectralkd_tutorial.analysis.intensity_makeup import agreement_by_k, agreement_sentence
 
     def stub(intensities, rms):
         layers = [LayerSpectra(i, [v, v], v, r) for i, (v, r) in enumerate(zip(intensities, rms))]
@@ -136,7 +136,7 @@ def test_agreement_by_k_finds_the_depths_where_the_rankings_swap():
 
 
 def test_two_axes_figure_shows_the_channel_fft_of_a_row_and_the_token_rfft_of_a_column():
-    from spectralkd_tutorial.viz import plot_two_axes
+    from spectralkd_tutorial.analysis.viz import plot_two_axes
 
     x = np.random.default_rng(4).normal(size=(10, 12))
     fig = plot_two_axes(x, token=3, channel=5)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import spectralkd_tutorial.losses as losses
-from spectralkd_tutorial import spectral, text_analysis
+from spectralkd_tutorial.analysis import spectral
+from spectralkd_tutorial.course import text_analysis
 from spectralkd_tutorial.losses import (
     FEATURE_LOSS_REGISTRY,
     FEATURE_LOSSES,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spectralkd_tutorial.models import (
+from spectralkd_tutorial.models.loading import (
     count_parameters,
     encoder_blocks,
     load_classifier,
@@ -21,7 +21,7 @@ from spectralkd_tutorial.models import (
     resolve_model_source,
     student_from_teacher,
 )
-from spectralkd_tutorial.presets import MINILM_HUB_NAME
+from spectralkd_tutorial.config.presets import MINILM_HUB_NAME
 
 LABELS = ["alarm", "weather", "music", "oos"]
 TEXTS = ["wake me up at seven", "will it rain tomorrow in paris?", "play some jazz", "what is the meaning of life"]

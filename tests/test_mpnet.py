@@ -22,25 +22,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from spectralkd_tutorial import models
-from spectralkd_tutorial import offline_models
-from spectralkd_tutorial.capture import LayerCapture, capture_supported
+from spectralkd_tutorial.models import loading as models
+from spectralkd_tutorial.models import offline as offline_models
+from spectralkd_tutorial.analysis.capture import LayerCapture, capture_supported
 from spectralkd_tutorial.losses import DistillationLossConfig, distillation_loss
-from spectralkd_tutorial.models import (
+from spectralkd_tutorial.models.loading import (
     encoder_blocks,
     load_classifier,
     num_blocks,
     resolve_model_source,
     student_from_teacher,
 )
-from spectralkd_tutorial.offline_models import (
+from spectralkd_tutorial.models.offline import (
     MPNET_HUB_NAME,
     ConcatenatedParts,
     OfflineModelError,
     reassemble_split_zip,
     verify_reassembled,
 )
-from spectralkd_tutorial.spectral import SpectralProfiler, profile_model, spectral_intensity, spectral_signature
+from spectralkd_tutorial.analysis.spectral import (SpectralProfiler, profile_model, spectral_intensity,
+                                                   spectral_signature)
 
 LABELS = ["alarm", "weather", "music", "oos"]
 TEXTS = ["wake me up at seven", "will it rain tomorrow in paris?", "play some jazz", "what is the meaning of life"]
@@ -58,7 +59,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """A tiny ``MPNetModel`` + MPNet tokenizer saved with save_pretrained (the real zip holds a base model)."""
     from transformers import MPNetModel
 
-    from spectralkd_tutorial.tiny import tiny_config, train_tokenizer
+    from spectralkd_tutorial.models.tiny import tiny_config, train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-mpnet-base")
     tokenizer = train_tokenizer(TEXTS * 5, "mpnet", vocab_size=120)

@@ -22,7 +22,7 @@ def notebook(path, *sources: str):
     ("1 / 0", "error"),
 ])
 def test_execute_once_tells_stalls_from_slow_cells_and_errors(tmp_path, source, outcome):
-    from spectralkd_tutorial.notebook_stress import execute_once
+    from spectralkd_tutorial.tools.notebook_stress import execute_once
 
     path = notebook(tmp_path / "nb.ipynb", "x = 1", source, "y = 2")
     result = execute_once(path, "python3", "quick", cell_timeout=6, idle_window=3)
@@ -38,7 +38,7 @@ def test_execute_once_tells_stalls_from_slow_cells_and_errors(tmp_path, source, 
 def test_stress_counts_per_kernel_version(tmp_path, capsys):
     import json
 
-    from spectralkd_tutorial.notebook_stress import main
+    from spectralkd_tutorial.tools.notebook_stress import main
 
     ok = notebook(tmp_path / "ok.ipynb", "x = 1")
     out = tmp_path / "stress.json"
@@ -53,7 +53,7 @@ def test_stress_counts_per_kernel_version(tmp_path, capsys):
 
 
 def test_an_idle_wait_that_ends_before_the_timeout_is_measured(tmp_path):
-    from spectralkd_tutorial.notebook_stress import execute_once
+    from spectralkd_tutorial.tools.notebook_stress import execute_once
 
     path = notebook(tmp_path / "nb.ipynb", "x = 1", "import time; time.sleep(4)", "y = 2")
     result = execute_once(path, "python3", "quick", cell_timeout=60)

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from spectralkd_tutorial.notebook_timing import timings_table
-from spectralkd_tutorial.notebook_tools import has_outputs, main
+from spectralkd_tutorial.tools.notebook_timing import timings_table
+from spectralkd_tutorial.tools.notebook_tools import has_outputs, main
 
 pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from spectralkd_tutorial.notebook_tools import has_outputs, main, strip_outputs
-from spectralkd_tutorial.repository import read_repo
+from spectralkd_tutorial.tools.notebook_tools import has_outputs, main, strip_outputs
+from spectralkd_tutorial.tools.repository import read_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -43,7 +43,7 @@ def test_committed_notebook_has_no_outputs_or_widget_state(notebook_path):
     problems = has_outputs(notebook_path)
     assert not problems, (
         f"{notebook_path.name} was committed with outputs: {problems}; run "
-        "`python -m spectralkd_tutorial.notebook_tools strip notebooks/*.ipynb`"
+        "`python -m spectralkd_tutorial.tools.notebook_tools strip notebooks/*.ipynb`"
     )
 
 
@@ -143,7 +143,7 @@ def test_cli_check_and_strip(tmp_path, capsys):
 def test_cli_as_module(tmp_path):
     dirty = _dirty_notebook(tmp_path / "dirty.ipynb")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "spectralkd_tutorial.notebook_tools"]
+    command = [sys.executable, "-m", "spectralkd_tutorial.tools.notebook_tools"]
     result = subprocess.run([*command, "check", str(dirty)], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1 and "metadata.widgets" in result.stdout
     result = subprocess.run([*command, "strip", str(dirty)], capture_output=True, text=True, env=env, cwd=ROOT)

@@ -15,16 +15,16 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from spectralkd_tutorial.capture import LayerCapture
+from spectralkd_tutorial.analysis.capture import LayerCapture
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.errors import UsageError
-from spectralkd_tutorial.io import save_pretrained_atomic
+from spectralkd_tutorial.common.errors import UsageError
+from spectralkd_tutorial.common.io import save_pretrained_atomic
 from spectralkd_tutorial.losses import check_feature_loss_tokenization, same_tokenization
-from spectralkd_tutorial.models import (encoder_blocks, installed_minilm_dir, load_classifier, load_model_dir,
+from spectralkd_tutorial.models.loading import (encoder_blocks, installed_minilm_dir, load_classifier, load_model_dir,
                                         num_blocks, student_from_config)
-from spectralkd_tutorial.presets import MINILM_HUB_NAME, get_preset
-from spectralkd_tutorial.steps import build_student, choose_layers, distil_student, profile
-from spectralkd_tutorial.tiny import _default_texts, train_tokenizer
+from spectralkd_tutorial.config.presets import MINILM_HUB_NAME, get_preset
+from spectralkd_tutorial.pipelines.steps import build_student, choose_layers, distil_student, profile
+from spectralkd_tutorial.models.tiny import _default_texts, train_tokenizer
 
 # model_type -> (tokenizer kind, tiny config): 4 blocks, 32 wide
 FAMILIES = {
@@ -184,7 +184,7 @@ def test_a_student_with_another_tokenizer_distils(dataset, tokenizers, tmp_path,
     teacher's features are its states mean-pooled over its own real tokens, and the feature loss of
     the batch equals a float64 NumPy reference."""
     from spectralkd_tutorial.core import training
-    from spectralkd_tutorial.core.batching import epoch_order
+    from spectralkd_tutorial.engine.batching import epoch_order
 
     teacher, teacher_tokenizer = load_model_dir(family_checkpoint(tmp_path / "t", "roberta", tokenizers["roberta"],
                                                                   dataset.label_names))
@@ -244,8 +244,8 @@ def test_a_fine_tuned_teacher_given_by_hub_name(dataset, tokenizers, tmp_path, m
     offline and not cached, a clear error."""
     import huggingface_hub
 
-    from spectralkd_tutorial import models
-    from spectralkd_tutorial.steps import model_fingerprint, train_teacher
+    from spectralkd_tutorial.models import loading as models
+    from spectralkd_tutorial.pipelines.steps import model_fingerprint, train_teacher
 
     path = family_checkpoint(tmp_path / "snapshot", "bert", tokenizers["bert"], dataset.label_names)
     asked = []

@@ -12,8 +12,8 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from spectralkd_tutorial.fourier import DFTTimings
-from spectralkd_tutorial.phasor_plots import (
+from spectralkd_tutorial.course.fourier import DFTTimings
+from spectralkd_tutorial.course.phasor_plots import (
     CENTRE_COLOR,
     animation_html,
     plot_channel_bands,
@@ -26,7 +26,7 @@ from spectralkd_tutorial.phasor_plots import (
     winding_animation,
     winding_animation_html,
 )
-from spectralkd_tutorial.widgets import PhasorExplorer
+from spectralkd_tutorial.course.widgets import PhasorExplorer
 
 
 

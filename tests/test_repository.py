@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial.notebook_tools import main
-from spectralkd_tutorial.published import find_asset, published, published_root
-from spectralkd_tutorial.repository import check_repo, install_cell, read_repo, set_repo
+from spectralkd_tutorial.tools.notebook_tools import main
+from spectralkd_tutorial.common.published import find_asset, published, published_root
+from spectralkd_tutorial.tools.repository import check_repo, install_cell, read_repo, set_repo
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

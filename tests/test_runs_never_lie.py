@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial.cli import main
+from spectralkd_tutorial.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--preset", "quick", "--no-progress"]
@@ -65,7 +65,7 @@ def child_env() -> dict[str, str]:
 def cli_process(*argv: str, log: Path) -> subprocess.Popen:
     """``spectralkd ARGV`` in a new process; its stderr goes to ``log`` (a pipe could fill and block it)."""
     with open(log, "a") as handle:
-        return subprocess.Popen([sys.executable, "-m", "spectralkd_tutorial.cli", *argv], env=child_env(),
+        return subprocess.Popen([sys.executable, "-m", "spectralkd_tutorial.cli.app", *argv], env=child_env(),
                                 stdout=subprocess.DEVNULL, stderr=handle)
 
 
@@ -160,8 +160,8 @@ def test_2_a_killed_run_is_not_resumed_with_other_settings(tmp_path, capsys):
 
 
 def test_2_a_checkpoint_carries_the_settings_it_was_written_with(tmp_path):
-    from spectralkd_tutorial.core.run_store import RunStore
-    from spectralkd_tutorial.errors import CheckpointError
+    from spectralkd_tutorial.engine.run_store import RunStore
+    from spectralkd_tutorial.common.errors import CheckpointError
 
     with RunStore(tmp_path, kind="teacher", settings={"learning_rate": 0.003}) as store:
         store.save_checkpoint({"next_batch": 7})
@@ -216,10 +216,10 @@ def test_3_a_failed_write_keeps_the_previous_results(teachers, tmp_path, capsys,
 
 HOLDER = """
 import sys, time
-from spectralkd_tutorial.cli import build_parser, resolve_config
-from spectralkd_tutorial.core.run_store import RunStore
-from spectralkd_tutorial.experiment import grid_settings
-from spectralkd_tutorial.steps import model_fingerprint, teacher_settings
+from spectralkd_tutorial.cli.app import build_parser, resolve_config
+from spectralkd_tutorial.engine.run_store import RunStore
+from spectralkd_tutorial.pipelines.experiment import grid_settings
+from spectralkd_tutorial.pipelines.steps import model_fingerprint, teacher_settings
 
 teacher_argv, experiment_argv, teacher_dir = sys.argv[1].split("|"), sys.argv[2].split("|"), sys.argv[3]
 args = build_parser().parse_args(teacher_argv)
@@ -324,7 +324,7 @@ def test_orphan_temporary_files_are_removed_on_the_next_run(teachers, tmp_path, 
 
 
 def test_orphans_of_a_nested_run_in_use_are_left_to_it(tmp_path):
-    from spectralkd_tutorial.core.run_store import RunStore
+    from spectralkd_tutorial.engine.run_store import RunStore
 
     (tmp_path / "teacher").mkdir()
     (tmp_path / "teacher" / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial.cli import main
+from spectralkd_tutorial.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--preset", "quick", "--no-progress"]
@@ -119,7 +119,7 @@ def test_2_a_model_directory_without_its_tokenizer_is_refused(teacher, tmp_path,
 
 def test_2_a_tokenizer_that_does_not_fit_the_model_is_refused(teacher, tmp_path, capsys):
     from spectralkd_tutorial.data import embedded_intents
-    from spectralkd_tutorial.tiny import train_tokenizer
+    from spectralkd_tutorial.models.tiny import train_tokenizer
 
     _, t = teacher
     other = tmp_path / "TO"
@@ -292,7 +292,7 @@ def test_7_only_the_main_process_writes_the_shipped_model(teacher, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert sorted(p.name for p in writers.iterdir()) == ["rank-0"]
     assert (out / "model" / "config.json").exists() and (out / "model" / "model.safetensors").exists()
-    from spectralkd_tutorial.models import load_model_dir
+    from spectralkd_tutorial.models.loading import load_model_dir
 
     model, _ = load_model_dir(out / "model")
     record = json.loads((out / "metrics.json").read_text())
@@ -324,8 +324,8 @@ def test_8_out_the_teachers_own_folder_is_refused_outright(teacher, tmp_path, ca
 # ---------------------------------------------------------------------------------------------
 
 def test_a_pretrained_model_gets_fine_tuning_defaults_unless_the_user_sets_them(tmp_path, capsys, monkeypatch):
-    from spectralkd_tutorial.cli import build_parser, resolve_config
-    from spectralkd_tutorial.presets import MINILM_HUB_NAME, get_preset
+    from spectralkd_tutorial.cli.app import build_parser, resolve_config
+    from spectralkd_tutorial.config.presets import MINILM_HUB_NAME, get_preset
 
     monkeypatch.setenv("SPECTRALKD_PRESET", "quick")
     quick, suited = get_preset("quick"), get_preset("workshop")

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from spectralkd_tutorial.selection import (
+from spectralkd_tutorial.analysis.selection import (
     RMS_STRATEGIES,
     SPECTRAL_STRATEGIES,
     STRATEGIES,

@@ -24,12 +24,12 @@ pytest.importorskip("onnx")
 
 from spectralkd_tutorial import cli  # noqa: E402
 from spectralkd_tutorial.data import embedded_intents  # noqa: E402
-from spectralkd_tutorial.metrics import headline  # noqa: E402
-from spectralkd_tutorial.model_card import model_card_markdown, serving_table  # noqa: E402
-from spectralkd_tutorial.models import load_classifier, student_from_teacher  # noqa: E402
-from spectralkd_tutorial.serving import (INT8_FILE, agreement, export_onnx, load_onnx_dir,  # noqa: E402
+from spectralkd_tutorial.common.metrics import headline  # noqa: E402
+from spectralkd_tutorial.pipelines.model_card import model_card_markdown, serving_table  # noqa: E402
+from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher  # noqa: E402
+from spectralkd_tutorial.pipelines.serving import (INT8_FILE, agreement, export_onnx, load_onnx_dir,  # noqa: E402
                                          quantize_int8)
-from spectralkd_tutorial.shipping import (best_fast_variant, score, shipped_variants, torch_variant,  # noqa: E402
+from spectralkd_tutorial.pipelines.shipping import (best_fast_variant, score, shipped_variants, torch_variant,  # noqa: E402
                                           verdict)
 
 TEXTS = ["wake me up at seven", "what is the balance of my checking account right now please",
@@ -88,7 +88,7 @@ def test_score_reports_the_accuracy_a_naive_loop_over_onnx_runtime_gives(tiny):
     dataset, model, tokenizer, folder = tiny
     base = torch_variant("m", model, tokenizer, None)
     int8, _ = load_onnx_dir(folder, INT8_FILE)
-    from spectralkd_tutorial.shipping import Variant
+    from spectralkd_tutorial.pipelines.shipping import Variant
 
     variants = [base, Variant("m-int8", "ONNX Runtime int8", int8, tokenizer, 0, 2, 64, 1, reference="m")]
     scored = score(variants, dataset, max_length=32, batch_size=7)
@@ -238,7 +238,7 @@ def test_without_onnxruntime_the_flags_exit_2_naming_the_install(monkeypatch, tm
 def test_latency_is_measured_interleaved_every_pass_runs_each_variant_in_turn(tiny):
     from types import SimpleNamespace
 
-    from spectralkd_tutorial.shipping import Variant, interleaved_latency
+    from spectralkd_tutorial.pipelines.shipping import Variant, interleaved_latency
 
     dataset, _, tokenizer, _ = tiny
     calls = []
@@ -266,8 +266,8 @@ def test_score_puts_each_prediction_back_on_its_own_utterance(tiny):
     move predictions between utterances (compared with a naive loop over the texts in order)."""
     from types import SimpleNamespace
 
-    from spectralkd_tutorial.core.evaluation import split_metrics
-    from spectralkd_tutorial.shipping import Variant
+    from spectralkd_tutorial.engine.evaluation import split_metrics
+    from spectralkd_tutorial.pipelines.shipping import Variant
 
     dataset, model, tokenizer, _ = tiny
     labels = model.config.num_labels

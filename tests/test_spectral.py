@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial.spectral import (
+from spectralkd_tutorial.analysis.spectral import (
     SpectralAccumulator,
     SpectralProfile,
     channel_spectrum,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from spectralkd_tutorial.stats import adjust_family, holm, pair_by_seed, paired_difference, sd_ratio_range
+from spectralkd_tutorial.analysis.stats import adjust_family, holm, pair_by_seed, paired_difference, sd_ratio_range
 
 
 def test_hand_worked_example():

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from scipy import stats as scipy_stats
 
-from spectralkd_tutorial import steps
-from spectralkd_tutorial.core.training import fit
+from spectralkd_tutorial.pipelines import steps
+from spectralkd_tutorial.engine.training import fit
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.presets import get_preset
-from spectralkd_tutorial.stats import pair_by_seed
-from spectralkd_tutorial.study import condition_stats, run_study, scarce_training_set, study_conclusion
+from spectralkd_tutorial.config.presets import get_preset
+from spectralkd_tutorial.analysis.stats import pair_by_seed
+from spectralkd_tutorial.pipelines.study import condition_stats, run_study, scarce_training_set, study_conclusion
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"teacher.train.epochs": 3, "teacher.train.eval_each_epoch": False, "grid.dynamics_samples": 0,
@@ -133,7 +133,7 @@ def test_unknown_condition_is_refused(tmp_path):
 
 
 def _c1():
-    from spectralkd_tutorial.study import study_plan
+    from spectralkd_tutorial.pipelines.study import study_plan
 
     return next(c for c in study_plan("workshop") if c.name == "C1")
 
@@ -141,8 +141,7 @@ def _c1():
 def test_the_committed_workshop_grid_is_read_as_c1_not_retrained(tmp_path, monkeypatch):
     """C1 is the committed workshop grid: its runs are read (nothing trains), paired by seed, and
     strategies that chose the same layers are marked; the statistics follow the runs (scipy)."""
-    from spectralkd_tutorial import study
-
+    from spectralkd_tutorial.pipelines import study
     monkeypatch.setattr(study, "run_experiment", lambda *a, **k: pytest.fail("C1 must not train"))
     monkeypatch.setattr(study, "train_teacher", lambda *a, **k: pytest.fail("C1 must not train"))
     base = get_preset("workshop")
@@ -165,8 +164,7 @@ def test_the_committed_workshop_grid_is_read_as_c1_not_retrained(tmp_path, monke
 
 
 def test_a_committed_grid_with_other_settings_is_refused(tmp_path, monkeypatch):
-    from spectralkd_tutorial import study
-
+    from spectralkd_tutorial.pipelines import study
     grid = json.loads((REPO / "assets/workshop/results.json").read_text())
     grid["fingerprint"]["epochs"] = 2
     (tmp_path / "assets").mkdir()
@@ -178,8 +176,8 @@ def test_a_committed_grid_with_other_settings_is_refused(tmp_path, monkeypatch):
 
 
 def test_each_teacher_has_its_own_directory_and_c6_its_own_teacher(tmp_path):
-    from spectralkd_tutorial.offline_models import MPNET_HUB_NAME
-    from spectralkd_tutorial.study import condition_config, study_plan, teacher_config, teacher_slug
+    from spectralkd_tutorial.models.offline import MPNET_HUB_NAME
+    from spectralkd_tutorial.pipelines.study import condition_config, study_plan, teacher_config, teacher_slug
 
     base = get_preset("workshop")
     plan = {c.name: c for c in study_plan("workshop")}
@@ -220,8 +218,7 @@ def test_the_readme_shows_the_committed_study_summary():
 
 
 def test_report_only_rebuilds_the_reports_without_running(toy_study, monkeypatch, tmp_path):
-    from spectralkd_tutorial import study
-
+    from spectralkd_tutorial.pipelines import study
     root, record, _ = toy_study
     (root / "study" / "summary.md").unlink()
     monkeypatch.setattr(study, "run_condition", lambda *a, **k: pytest.fail("report_only must not run a condition"))
@@ -237,8 +234,7 @@ def test_publishing_part_of_a_study_keeps_the_published_conditions(toy_study, mo
     published conditions its directory lacks are carried over unchanged (never dropped), in plan order."""
     import shutil
 
-    from spectralkd_tutorial import study
-
+    from spectralkd_tutorial.pipelines import study
     root, record, _ = toy_study
     published = tmp_path / "published"
     published.mkdir()

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spectralkd_tutorial import steps, study
-from spectralkd_tutorial.core.training import fit
-from spectralkd_tutorial.presets import get_preset
+from spectralkd_tutorial.pipelines import steps
+
+from spectralkd_tutorial.pipelines import study
+from spectralkd_tutorial.engine.training import fit
+from spectralkd_tutorial.config.presets import get_preset
 
 FAST = {"teacher.train.epochs": 3, "teacher.train.eval_each_epoch": False, "grid.dynamics_samples": 0,
         "runtime.progress": False, "student.train.batch_size": 32}

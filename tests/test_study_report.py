@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from spectralkd_tutorial.study import study_plan
-from spectralkd_tutorial.study_report import (condition_stats, paired_conditions, spectral_vs_simple,
+from spectralkd_tutorial.pipelines.study import study_plan
+from spectralkd_tutorial.pipelines.study_report import (condition_stats, paired_conditions, spectral_vs_simple,
                                               study_conclusion, study_markdown, study_takeaway)
 
 STRATEGIES = ("none", "uniform", "spectral-ends")
@@ -87,8 +87,8 @@ def test_the_forest_has_one_panel_per_condition_on_its_own_scale(records, tmp_pa
     conditions' scales are (a common axis would flatten a tenth of a point next to ten points)."""
     import matplotlib.pyplot as plt
 
-    from spectralkd_tutorial.study_report import write_forest
-    from spectralkd_tutorial.viz import plot_forest_panels
+    from spectralkd_tutorial.pipelines.study_report import write_forest
+    from spectralkd_tutorial.analysis.viz import plot_forest_panels
 
     small = {"uniform": {0: 0.8001, 1: 0.8202, 2: 0.8103}, "none": {0: 0.80, 1: 0.82, 2: 0.81}}
     records["C1"] = _record("tiny differences", small)
@@ -193,9 +193,9 @@ def test_the_takeaway_is_computed_from_the_verdicts(records):
 def test_c7_is_sized_from_recorded_seconds():
     import json as _json
 
-    from spectralkd_tutorial.presets import get_preset
-    from spectralkd_tutorial.study import COMPARISON_SETTINGS, condition_config
-    from spectralkd_tutorial.study_sizing import size_condition
+    from spectralkd_tutorial.config.presets import get_preset
+    from spectralkd_tutorial.pipelines.study import COMPARISON_SETTINGS, condition_config
+    from spectralkd_tutorial.pipelines.study_sizing import size_condition
 
     records = _json.loads((Path(__file__).resolve().parents[1] / "assets/study/results.json").read_text())["conditions"]
     c7 = next(c for c in study_plan("workshop") if c.name == "C7")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from spectralkd_tutorial import takeaways
-from spectralkd_tutorial.takeaways import (STUDY_RESULTS, WORKSHOP_RESULTS, committed_results, same_layers_as,
+from spectralkd_tutorial.pipelines import takeaways
+from spectralkd_tutorial.pipelines.takeaways import (STUDY_RESULTS, WORKSHOP_RESULTS, committed_results, same_layers_as,
                                            study_takeaways, workshop_takeaways)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,7 @@ def test_committed_results_reads_assets_and_says_none_when_missing(from_root, tm
     assert committed_results("workshop/no-such-file.json") is None
     monkeypatch.chdir(tmp_path)  # neither ./assets nor ../assets here: the copy committed with the package
     assert committed_results(WORKSHOP_RESULTS) == grid
-    from spectralkd_tutorial import published
-
+    from spectralkd_tutorial.common import published
     monkeypatch.setattr(published, "published_root", lambda: tmp_path / "empty")  # an installation without it
     assert committed_results(WORKSHOP_RESULTS) is None
 

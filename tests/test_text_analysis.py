@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial.models import load_classifier
-from spectralkd_tutorial.steps import profile as analyze_model
-from spectralkd_tutorial.spectral import spectral_signature
-from spectralkd_tutorial.text_analysis import (
+from spectralkd_tutorial.models.loading import load_classifier
+from spectralkd_tutorial.pipelines.steps import profile as analyze_model
+from spectralkd_tutorial.analysis.spectral import spectral_signature
+from spectralkd_tutorial.course.text_analysis import (
     ProfileComparison,
     SentenceSpectra,
     compare_profiles,
@@ -31,7 +31,7 @@ from spectralkd_tutorial.text_analysis import (
     token_spectra,
     token_spectra_by_layer,
 )
-from spectralkd_tutorial.widgets import TextSpectrumExplorer
+from spectralkd_tutorial.course.widgets import TextSpectrumExplorer
 
 LABELS = ["alarm", "weather", "music", "oos"]
 # very different lengths, so a batch is heavily padded

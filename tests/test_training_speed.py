@@ -18,13 +18,15 @@ import pytest
 import torch
 from torch import nn
 
-from spectralkd_tutorial import bench_trainer, cli
-from spectralkd_tutorial.config import TrainConfig
-from spectralkd_tutorial.core.batching import epoch_order
-from spectralkd_tutorial.core.device import default_threads, set_threads
-from spectralkd_tutorial.core.optimization import Optimization
+from spectralkd_tutorial.cli import bench_trainer
+
+from spectralkd_tutorial.cli import app as cli
+from spectralkd_tutorial.config.sections import TrainConfig
+from spectralkd_tutorial.engine.batching import epoch_order
+from spectralkd_tutorial.common.device import default_threads, set_threads
+from spectralkd_tutorial.engine.optimization import Optimization
 from spectralkd_tutorial.data import embedded_intents
-from spectralkd_tutorial.models import load_classifier
+from spectralkd_tutorial.models.loading import load_classifier
 
 
 def _adamw_reference(params, grads, lrs, weight_decays, betas=(0.9, 0.999), eps=1e-8):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd_tutorial.cli import main as cli_main
-from spectralkd_tutorial.models import encoder_blocks
-from spectralkd_tutorial.spectral import spectral_intensity
-from spectralkd_tutorial.vision import (
+from spectralkd_tutorial.cli.app import main as cli_main
+from spectralkd_tutorial.models.loading import encoder_blocks
+from spectralkd_tutorial.analysis.spectral import spectral_intensity
+from spectralkd_tutorial.course.vision import (
     bin_magnitude_map,
     digits_data,
     digits_pixels_for,
@@ -31,7 +31,7 @@ from spectralkd_tutorial.vision import (
     train_vit,
     vision_hidden_states,
 )
-from spectralkd_tutorial.widgets import ViTSpectrumExplorer
+from spectralkd_tutorial.course.widgets import ViTSpectrumExplorer
 
 SIZES = dict(num_layers=3, hidden_size=32, num_heads=4)
 
@@ -306,7 +306,7 @@ def test_full_path_code_runs_on_a_local_rgb_checkpoint(tmp_path, monkeypatch):
     loader refuses politely when offline."""
     from PIL import Image
 
-    from spectralkd_tutorial.vision import analyze_pretrained_vision, load_hub_images
+    from spectralkd_tutorial.course.vision import analyze_pretrained_vision, load_hub_images
 
     checkpoint = tmp_path / "rgb-deit"
     model = tiny_vit(checkpoint, distilled=True, num_channels=3, image_size=16, patch_size=4, **SIZES)

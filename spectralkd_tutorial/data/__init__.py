@@ -98,15 +98,8 @@ the user's data :mod:`.spec` (spec strings), :mod:`.files` (file readers) and :m
 
 from __future__ import annotations
 
-from .common import (
-    CLINC150_VARIANTS,
-    DATA_DIR_ENV,
-    DATASET_NAMES,
-    HUB_IDS,
-    DataError,
-    DataNotAvailableError,
-    DuplicateTextWarning,
-)
+from .common import (CLINC150_VARIANTS, DATA_DIR_ENV, DATASET_NAMES, HUB_IDS, DataError, DataNotAvailableError,
+    DuplicateTextWarning)
 from .embedded import embedded_intents
 from .loading import load_dataset, load_intent_dataset, resolve_data_dir
 from .spec import FILE_FORMATS, DatasetSpec, parse_dataset_spec

@@ -27,7 +27,7 @@ _TIMEOUT_S = 60
 
 def clinc150_cache() -> Path:
     """``<cache>/data/clinc150``: a folder the CLINC150 reader accepts (``$SPECTRALKD_CACHE_DIR``)."""
-    from ..io import cache_dir
+    from ..common.io import cache_dir
 
     return cache_dir() / "data" / "clinc150"
 

@@ -8,14 +8,7 @@ from pathlib import Path
 from .assemble import assemble_dataset, warn_duplicates
 from .banking77 import _load_banking77_local
 from .clinc150 import _CLINC_FILES, _load_clinc150_local
-from .common import (
-    CLINC150_VARIANTS,
-    DATA_DIR_ENV,
-    DATASET_NAMES,
-    HUB_IDS,
-    DataNotAvailableError,
-    _missing_message,
-)
+from .common import CLINC150_VARIANTS, DATA_DIR_ENV, DATASET_NAMES, HUB_IDS, DataNotAvailableError, _missing_message
 from .embedded import embedded_intents
 from .files import read_file
 from .download import fetch_clinc150_full, has_clinc150_full

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 # import order = registration order of the built-in feature losses (FEATURE_LOSSES)
 from .registry import (FEATURE_LOSS_REGISTRY, FEATURE_LOSSES, FeatureLoss, FeatureLossFn, get_feature_loss,
-                       register_feature_loss)
+    register_feature_loss)
 from .logit_kd import logit_kd_loss
 from .spectral_alignment import pool_teacher_channels, spectral_alignment_loss
 from .parseval import spectral_as_weighted_spatial_mse

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Named
 import torch
 from torch import Tensor
 
-from ..core.inputs import check_mask, check_real, raise_non_finite_input
+from ..common.inputs import check_mask, check_real, raise_non_finite_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from .projection import LayerProjections

@@ -12,7 +12,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from ..core.validated import Validated
+from ..common.validated import Validated
 from .registry import FEATURE_LOSS_REGISTRY, get_feature_loss
 
 __all__ = ["DistillationLossConfig"]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.inputs import check_real, raise_non_finite_input
+from ..common.inputs import check_real, raise_non_finite_input
 
 __all__ = ["check_logits", "check_temperature", "logit_kd_loss"]
 

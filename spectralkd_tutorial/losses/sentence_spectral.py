@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.inputs import check_mask
+from ..common.inputs import check_mask
 from .common import check_pairs, masked, mean_over_pairs
 from .registry import register_feature_loss
 from .spectral_alignment import pool_teacher_channels

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..errors import UsageError
+from ..common.errors import UsageError
 from .registry import FEATURE_LOSS_REGISTRY, get_feature_loss
 
 __all__ = ["check_feature_loss_tokenization", "check_tokenizers_compatible", "same_tokenization"]

@@ -1,0 +1,1 @@
+"""One nested run config (its sections) and the named presets."""

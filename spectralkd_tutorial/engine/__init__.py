@@ -1,0 +1,1 @@
+"""The training engine: batching, fit, optimisation, evaluation, the teacher cache, the run store, tracking."""

@@ -1,0 +1,1 @@
+"""Maintenance tools for the notebooks and the repository (not the product)."""

@@ -11,7 +11,7 @@ import sys
 from spectralkd_tutorial.cli import app as cli
 
 from spectralkd_tutorial.pipelines import steps
-from spectralkd_tutorial.core import training
+from spectralkd_tutorial.engine import training
 
 CRASH_AFTER = int(os.environ["SPECTRALKD_TEST_CRASH_AFTER"])
 

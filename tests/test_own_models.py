@@ -183,7 +183,7 @@ def test_a_student_with_another_tokenizer_distils(dataset, tokenizers, tmp_path,
     """Tiny RoBERTa teacher, tiny BERT student (another tokenizer): each reads its own tokens; the
     teacher's features are its states mean-pooled over its own real tokens, and the feature loss of
     the batch equals a float64 NumPy reference."""
-    from spectralkd_tutorial.core import training
+    from spectralkd_tutorial.engine import training
     from spectralkd_tutorial.engine.batching import epoch_order
 
     teacher, teacher_tokenizer = load_model_dir(family_checkpoint(tmp_path / "t", "roberta", tokenizers["roberta"],

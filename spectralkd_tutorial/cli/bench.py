@@ -80,8 +80,8 @@ def _peak_rss_mb(samples: int, model_name: str) -> float:
     """Peak resident memory of a fresh process that profiles ``samples`` samples (streamed)."""
     code = (
         "import resource, torch, json\n"
-        "from spectralkd_tutorial.bench import _bench_model, _batches\n"
-        "from spectralkd_tutorial.spectral import profile_model\n"
+        "from spectralkd_tutorial.cli.bench import _bench_model, _batches\n"
+        "from spectralkd_tutorial.analysis.spectral import profile_model\n"
         f"model, tok = _bench_model({model_name!r})\n"
         f"profile = profile_model(model, _batches(tok, {samples}), progress=False)\n"
         "print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'n': profile.num_samples}))\n"

@@ -16,7 +16,7 @@ One student per call: the config's strategy when it names exactly one (else ``sp
 its first seed; the written ``config.toml`` holds those, so ``--config OUT/config.toml`` reruns it.
 
     from spectralkd_tutorial import get_preset
-    from spectralkd_tutorial.distill import distill
+    from spectralkd_tutorial.pipelines.distill import distill
     result = distill(get_preset("quick", student__model="layers:3"), "runs/mine")
     result.record["retained"], result.model_dir
 """
@@ -273,7 +273,7 @@ def build_record(config: RunConfig, dataset: IntentDataset, teacher: TeacherResu
     test = student_entry["metrics"]["test"]
     return {
         "name": f"{student_entry['blocks']}-block student of {source} ({dataset.name})",
-        "model_dir": str(model_dir), "command": command or "spectralkd_tutorial.distill.distill(config, out_dir)",
+        "model_dir": str(model_dir), "command": command or "spectralkd_tutorial.pipelines.distill.distill(config, out_dir)",
         "dataset": dataset.summary(),
         "headline_metric": "in_scope_accuracy" if "in_scope_accuracy" in test else "accuracy",
         "teacher": teacher_entry, "student": student_entry,

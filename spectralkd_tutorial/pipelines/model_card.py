@@ -147,7 +147,7 @@ def _shipped(record: dict[str, Any]) -> list[str]:
     return [f"Timed interleaved (each pass runs every model in turn), {serving['threads']} thread(s), "
             f"{serving['latency_queries']} queries, median of {serving['repeats']} passes; 1-minute load average "
             f"{load['before']} -> {load['after']}. ONNX files: " + ", ".join(f"`{f}`" for f in files) + ".", "",
-            "```python", "from spectralkd_tutorial.serving import load_onnx_dir", "",
+            "```python", "from spectralkd_tutorial.pipelines.serving import load_onnx_dir", "",
             f'model, tokenizer = load_onnx_dir("{Path(files[-1]).parent}", "{Path(files[-1]).name}")',
             'model(**tokenizer(["wake me up at seven"], return_tensors="pt")).logits', "```", ""]
 

@@ -1,9 +1,21 @@
 """spectralkd-tutorial: learn, and really run, SpectralKD-style knowledge distillation for text.
 
-The names below are the public API; notebooks import them from here. They load lazily, so
-``import spectralkd_tutorial`` (and ``spectralkd --help``) stays fast.
+The public API is the handful of nouns a user needs, each named once::
 
-    from spectralkd_tutorial import get_preset, load_data, train_teacher, profile, choose_layers
+    from spectralkd_tutorial import distill, get_preset, profile, run_experiment, select_layers
+
+    config = get_preset("quick")                      # RunConfig: every setting, one preset switch
+    result = distill(config, "runs/mine")             # teacher -> profile -> layers -> student, one run
+    report = run_experiment(config, "runs/grid")      # every strategy x seed, with a results table
+
+    spectra = profile(model, tokenizer, texts)        # I_l for layer 0 (embeddings) .. L (here 6 blocks)
+    mapping = select_layers("spectral-ends", 3, 6, spectra.intensities)   # 3 of the teacher's 6 blocks
+
+The names load lazily, so ``import spectralkd_tutorial`` (and ``spectralkd --help``) imports neither
+torch nor transformers. Everything else lives in the layer it belongs to (see ARCHITECTURE.md), e.g.
+``spectralkd_tutorial.pipelines.steps`` (the steps one by one), ``spectralkd_tutorial.engine.training``
+(``fit``), ``spectralkd_tutorial.analysis.spectral`` (``SpectralProfile``, ``profile_model``) and
+``spectralkd_tutorial.losses`` (every loss and the feature-loss registry).
 """
 
 from __future__ import annotations
@@ -13,27 +25,25 @@ from typing import Any
 
 __version__ = "0.2.0"
 
+# public name -> the module (below this package) that defines it
 _PUBLIC: dict[str, str] = {
-    # config and presets
-    "RunConfig": "config.sections", "DataConfig": "config.sections", "TeacherConfig": "config.sections", "StudentConfig": "config.sections",
-    "TrainConfig": "config.sections", "AnalysisConfig": "config.sections", "GridConfig": "config.sections", "RuntimeConfig": "config.sections",
-    "VisionConfig": "config.sections", "DistillationLossConfig": "config.sections", "load_config": "config.files", "to_toml": "config.files",
-    "get_preset": "config.presets", "PRESETS": "config.presets",
-    # the steps
-    "load_data": "pipelines.steps", "train_teacher": "pipelines.steps", "profile": "pipelines.steps", "profile_with_config": "pipelines.steps",
-    "choose_layers": "pipelines.steps", "build_student": "pipelines.steps", "distil_student": "pipelines.steps", "evaluate": "pipelines.steps",
-    "analysis_texts": "pipelines.steps", "write_profile": "pipelines.steps", "TeacherResult": "pipelines.steps", "StudentResult": "pipelines.steps",
-    # the engine
-    "fit": "engine.training", "Distillation": "engine.training", "TrainResult": "engine.training",
-    "Callback": "engine.training", "StopAfterBatches": "engine.training", "RunStore": "engine.run_store",
-    "TeacherCache": "engine.teacher_cache", "predict": "engine.evaluation",
-    # experiment
-    "run_experiment": "pipelines.experiment", "ExperimentReport": "pipelines.experiment",
-    # building blocks
-    "spectral_signature": "analysis.spectral", "spectral_intensity": "analysis.spectral", "profile_model": "analysis.spectral",
-    "SpectralProfile": "analysis.spectral", "select_layers": "analysis.selection", "LayerMapping": "analysis.selection",
-    "load_classifier": "models.loading", "load_model_dir": "models.loading", "student_from_teacher": "models.loading",
-    "num_blocks": "models.loading", "count_parameters": "models.loading",
+    # configuration
+    "RunConfig": "config.sections",
+    "get_preset": "config.presets",
+    "load_config": "config.files",
+    # data
+    "load_dataset": "data",
+    # the method: profile a model, choose the teacher layers
+    "profile": "pipelines.steps",
+    "select_layers": "analysis.selection",
+    # pipelines
+    "distill": "pipelines.distill",
+    "run_experiment": "pipelines.experiment",
+    # the losses
+    "distillation_loss": "losses",
+    "logit_kd_loss": "losses",
+    "spectral_alignment_loss": "losses",
+    "hidden_mse_loss": "losses",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
@@ -48,4 +58,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return list(__all__)

@@ -1,4 +1,4 @@
-"""Input checks shared by the spectral core (:mod:`spectralkd_tutorial.spectral`) and the losses.
+"""Input checks shared by the spectral core (:mod:`spectralkd_tutorial.analysis.spectrum`) and the losses.
 
 One place decides what a valid mask is and how a NaN/Inf is reported, so that the spectrum and
 the loss never disagree about the same input:

@@ -6,7 +6,7 @@ The winding picture draws the wound points
 
     z_n = x_n * exp(-2*pi*i*k*n/N)              and their centre of mass    c_k = X_k / N
 
-(see :mod:`spectralkd_tutorial.fourier`).
+(see :mod:`spectralkd_tutorial.course.fourier`).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ tokens (prefix tokens such as CLS already removed by the caller; ``grid=(h, w)``
 A feature loss compares (student layer, teacher layer) *pairs*: ``student_hidden[p]`` with
 ``teacher_hidden[p]``.
 
-Input rules shared with the spectral core (:mod:`spectralkd_tutorial.core.inputs`): real tensors
+Input rules shared with the spectral core (:mod:`spectralkd_tutorial.common.inputs`): real tensors
 only, no empty axis, a 0/1 mask with at least one real token; a NaN/Inf at a real token is refused
-(:class:`~spectralkd_tutorial.core.inputs.NonFiniteInputError`), while padded positions are never
+(:class:`~spectralkd_tutorial.common.inputs.NonFiniteInputError`), while padded positions are never
 read, whatever they hold. A single all-padding sample is allowed: it contributes zeros.
 """
 
@@ -127,7 +127,7 @@ def check_pairs(
     if len(students) != len(teachers):
         raise ValueError(
             f"pair count mismatch: {len(students)} student hidden states but {len(teachers)} teacher "
-            "hidden states; pass one teacher layer per student layer (see spectralkd_tutorial.selection)"
+            "hidden states; pass one teacher layer per student layer (see spectralkd_tutorial.analysis.selection)"
         )
     if not students:
         raise ValueError("no layer pairs given; use feature_loss='none' for logits-only distillation")

@@ -3,7 +3,7 @@
     L = (1 - alpha) * CE(z_s, y; label_smoothing) + alpha * T^2 * KL(p_t^T || p_s^T) + beta * L_feat
 
 A :class:`DistillationLossConfig` is checked on construction *and* on every later assignment
-(:class:`~spectralkd_tutorial.core.validated.Validated`): ``config.alpha = 2`` raises and keeps the old value.
+(:class:`~spectralkd_tutorial.common.validated.Validated`): ``config.alpha = 2`` raises and keeps the old value.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def distinct_mappings(strategies: tuple[str, ...], known_layers: dict[str, list[
 
 def size_condition(condition, config: dict[str, Any], records: dict[str, dict[str, Any]],
                    train_size: Callable[[dict[str, Any]], int], teacher_ready: bool = False) -> dict[str, Any]:
-    """The estimated cost of ``condition`` (a :class:`~spectralkd_tutorial.study.Condition` whose student
+    """The estimated cost of ``condition`` (a :class:`~spectralkd_tutorial.pipelines.study_plan.Condition` whose student
     config is ``config``) from the recorded ``records``; ``train_size(config)`` counts its training utterances."""
     shape = _random_shape(config)
     refs = [(name, r) for name, r in records.items() if shape and _random_shape(r["config"])

@@ -3,7 +3,7 @@
 ``committed_results`` is the one place the chapters' summaries read a committed result file from
 (``assets/workshop/results.json``: the workshop grid; ``assets/study/results.json``: the study).
 ``workshop_takeaways`` and ``study_takeaways`` turn such a file into a few markdown bullets; every
-number in them is recomputed from the recorded runs (:func:`spectralkd_tutorial.study_report.condition_stats`:
+number in them is recomputed from the recorded runs (:func:`spectralkd_tutorial.pipelines.study_report.condition_stats`:
 paired differences over seeds), so the text follows the file, whatever it says.
 """
 

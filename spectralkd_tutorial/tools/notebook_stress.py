@@ -1,7 +1,7 @@
 """Do chapters stall? Execute notebooks many times, every cell under a timeout, and count the stalls
 per ipykernel version.
 
-    python -m spectralkd_tutorial.notebook_stress notebooks/01_fourier_intuition.ipynb \\
+    python -m spectralkd_tutorial.tools.notebook_stress notebooks/01_fourier_intuition.ipynb \\
         notebooks/03_text_spectral_analysis.ipynb --runs 5 --cell-timeout 240 --load 1 \\
         --kernel-python /work/main/.venv/bin/python --kernel-site /tmp/ipykernel6 --out stress.json
 
@@ -233,7 +233,7 @@ def stress(paths: Sequence[str | os.PathLike], kernels: Sequence[tuple[str, str 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spectralkd_tutorial.notebook_stress", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m spectralkd_tutorial.tools.notebook_stress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", help="notebooks to execute")
     parser.add_argument("--runs", type=int, default=5, help="executions of each notebook per kernel")

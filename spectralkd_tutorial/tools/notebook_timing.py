@@ -1,8 +1,8 @@
 """Seconds per chapter: execute notebooks one by one in fresh kernels and record how long each took.
 
-    python -m spectralkd_tutorial.notebook_tools time notebooks/*.ipynb --preset quick \\
+    python -m spectralkd_tutorial.tools.notebook_tools time notebooks/*.ipynb --preset quick \\
         --out assets/timings/quick.json
-    python -m spectralkd_tutorial.notebook_tools timings-table assets/timings/quick.json
+    python -m spectralkd_tutorial.tools.notebook_tools timings-table assets/timings/quick.json
 
 Each notebook runs with nbclient in a new kernel whose environment is this process's plus
 ``SPECTRALKD_PRESET``, in the notebook's own folder (so ``../assets`` resolves as in Jupyter); the

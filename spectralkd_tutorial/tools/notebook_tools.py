@@ -1,11 +1,11 @@
 """Keep notebooks clean in git: no outputs, no execution counts, no widget state.
 
-    python -m spectralkd_tutorial.notebook_tools strip notebooks/*.ipynb   # clean in place
-    python -m spectralkd_tutorial.notebook_tools check notebooks/*.ipynb   # exit 1 if any is dirty
-    python -m spectralkd_tutorial.notebook_tools time notebooks/*.ipynb --preset quick --out assets/timings/quick.json
-    python -m spectralkd_tutorial.notebook_tools timings-table assets/timings/quick.json
-    python -m spectralkd_tutorial.notebook_tools set-repo OWNER/NAME   # a fork: every badge and install cell
-    python -m spectralkd_tutorial.notebook_tools check-repo            # exit 1 where one disagrees
+    python -m spectralkd_tutorial.tools.notebook_tools strip notebooks/*.ipynb   # clean in place
+    python -m spectralkd_tutorial.tools.notebook_tools check notebooks/*.ipynb   # exit 1 if any is dirty
+    python -m spectralkd_tutorial.tools.notebook_tools time notebooks/*.ipynb --preset quick --out assets/timings/quick.json
+    python -m spectralkd_tutorial.tools.notebook_tools timings-table assets/timings/quick.json
+    python -m spectralkd_tutorial.tools.notebook_tools set-repo OWNER/NAME   # a fork: every badge and install cell
+    python -m spectralkd_tutorial.tools.notebook_tools check-repo            # exit 1 where one disagrees
 
 ``time`` and ``timings-table`` measure seconds per chapter (``notebook_timing``); ``set-repo`` and
 ``check-repo`` keep the repository's address in one place (``repository``).
@@ -97,7 +97,7 @@ def _clean(command: str, notebooks: Sequence[str]) -> int:
     if command == "check" and status == 1:
         print(
             "notebooks above have outputs or widget state; run "
-            "`python -m spectralkd_tutorial.notebook_tools strip notebooks/*.ipynb`",
+            "`python -m spectralkd_tutorial.tools.notebook_tools strip notebooks/*.ipynb`",
             file=sys.stderr,
         )
     return status
@@ -121,7 +121,7 @@ def _repo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spectralkd_tutorial.notebook_tools",
+        prog="python -m spectralkd_tutorial.tools.notebook_tools",
         description="Strip or check notebook outputs and widget state; time the chapters; set the repository's address.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

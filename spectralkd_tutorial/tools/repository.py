@@ -2,8 +2,8 @@
 everything written from it -- each chapter's *Open in Colab* / *Binder* badges (its first cell), its
 Colab install cell (its second cell), the README's badges and the book's repository button.
 
-    python -m spectralkd_tutorial.notebook_tools set-repo OWNER/NAME   # a fork: rewrite them all
-    python -m spectralkd_tutorial.notebook_tools check-repo            # exit 1 where one disagrees
+    python -m spectralkd_tutorial.tools.notebook_tools set-repo OWNER/NAME   # a fork: rewrite them all
+    python -m spectralkd_tutorial.tools.notebook_tools check-repo            # exit 1 where one disagrees
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Exercises with checkers: something for the learner to compute or predict at the end of each chapter.
 
 Every checker takes the learner's ``answer`` (``None`` means "not answered yet"), computes the right
-answer itself from the package (:mod:`spectralkd_tutorial.fourier`, :mod:`~spectralkd_tutorial.vision`,
-:mod:`~spectralkd_tutorial.selection`, :mod:`~spectralkd_tutorial.losses`, ...) and returns a
+answer itself from the package (:mod:`spectralkd_tutorial.course.fourier`, :mod:`~spectralkd_tutorial.course.vision`,
+:mod:`~spectralkd_tutorial.analysis.selection`, :mod:`~spectralkd_tutorial.losses`, ...) and returns a
 :class:`Feedback`: "Correct! ..." or "Not yet: <a hint saying what is wrong>", never the answer itself.
 The last expression of a notebook cell displays it; ``bool(feedback)`` is True only when correct.
 

@@ -3,8 +3,8 @@
     X_k = sum_n x_n exp(-2*pi*i*k*n/N)          c_k = X_k / N  (centre of mass of the wound points)
     F[k] = (1/H) sum_h x_h exp(-2*pi*i*k*h/H)    A[k] = |F[k]|  (a token's channel spectrum)
 
-Every right answer is computed here with :mod:`spectralkd_tutorial.fourier` and
-:func:`spectralkd_tutorial.spectral.channel_spectrum`, never typed in.
+Every right answer is computed here with :mod:`spectralkd_tutorial.course.fourier` and
+:func:`spectralkd_tutorial.analysis.spectral.channel_spectrum`, never typed in.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@
     spectral-topk    = the K blocks of largest I_l;   "= last" when they are the last K blocks
 
 The right answers come from the package: a tiny ViT/DeiT of the asked image and patch size is built
-and run (:func:`spectralkd_tutorial.vision.vision_hidden_states`); for the selection rule, hidden
+and run (:func:`spectralkd_tutorial.course.vision.vision_hidden_states`); for the selection rule, hidden
 states of the stated intensities are built, one layer is scaled, the intensities are measured again
-(:func:`spectralkd_tutorial.spectral.spectral_intensity`) and the layers are chosen by
-:func:`spectralkd_tutorial.selection.select_layers`.
+(:func:`spectralkd_tutorial.analysis.spectral.spectral_intensity`) and the layers are chosen by
+:func:`spectralkd_tutorial.analysis.selection.select_layers`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     uniform:        l_i = round(i * L_T / K),  i = 1..K
     S[k]          = sum_{n,t} m[n,t] * A[n,t,k] / sum_{n,t} m[n,t]        (padding excluded)
 
-The right answers come from :func:`spectralkd_tutorial.selection.select_layers` and
-:func:`spectralkd_tutorial.spectral.spectral_signature`.
+The right answers come from :func:`spectralkd_tutorial.analysis.selection.select_layers` and
+:func:`spectralkd_tutorial.analysis.spectral.spectral_signature`.
 """
 
 from __future__ import annotations

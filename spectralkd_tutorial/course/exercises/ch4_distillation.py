@@ -9,8 +9,8 @@ Two strategies that pair the same layers with the same seed train the same stude
 
 The right answers are *measured*: the ratio of :func:`spectralkd_tutorial.losses.spectral_alignment_loss`
 to :func:`spectralkd_tutorial.losses.hidden_mse_loss` on an error of the asked kind; the distinct
-layer pairings of :func:`spectralkd_tutorial.selection.select_layers`, grouped as
-:func:`spectralkd_tutorial.dynamics.coinciding_strategies` groups a grid's runs.
+layer pairings of :func:`spectralkd_tutorial.analysis.selection.select_layers`, grouped as
+:func:`spectralkd_tutorial.analysis.dynamics.coinciding_strategies` groups a grid's runs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ a smaller student.
 The right answers come from :func:`spectralkd_tutorial.losses.pool_teacher_channels` (pooling the
 identity matrix shows each window), :class:`spectralkd_tutorial.losses.LayerProjections` built on the
 ``meta`` device (shapes only) and counted with :func:`spectralkd_tutorial.models.count_parameters`, and
-:func:`spectralkd_tutorial.selection.select_layers` (its ``details["first"]`` is a).
+:func:`spectralkd_tutorial.analysis.selection.select_layers` (its ``details["first"]`` is a).
 """
 
 from __future__ import annotations

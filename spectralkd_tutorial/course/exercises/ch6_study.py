@@ -4,7 +4,7 @@
     95% CI  mean d +- t_{0.975, n-1} s_d / sqrt(n)
     MDE(n) = (t_{0.975, n-1} + t_{0.80, n-1}) s_d / sqrt(n)
 
-The right answers come from :mod:`spectralkd_tutorial.stats`.
+The right answers come from :mod:`spectralkd_tutorial.analysis.stats`.
 """
 
 from __future__ import annotations

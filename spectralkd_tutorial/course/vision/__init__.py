@@ -14,7 +14,7 @@ divided by C, magnitude, mean over batch and spatial positions, then mean over b
     F[b, i, j, k] = (1/C) * sum_c grid[b, c, i, j] * exp(-2*pi*i*k*c/C)
     S_l[k]        = mean_{b,i,j} |F[b, i, j, k]|          I_l = mean_k S_l[k]
 
-is :func:`spectralkd_tutorial.spectral.spectral_signature` on either layout with the prefix tokens
+is :func:`spectralkd_tutorial.analysis.spectral.spectral_signature` on either layout with the prefix tokens
 excluded. This subpackage adds the capture and the grid, a quick offline path (a tiny ViT trained on
 scikit-learn's bundled 8x8 digits, real images) and the full path (``google/vit-base-patch16-224``
 and DeiT-Tiny from the hub, on real CIFAR-10 test images), plus what ``spectralkd analyze`` needs.

@@ -30,7 +30,7 @@ class PhasorExplorer(FigureExplorer):
     """Sliders for ``k``, ``freq``, ``phase`` and ``mix``; the winding redraws on every change.
 
     Attributes after each :meth:`update`: ``signal`` (the samples), ``centre`` (complex
-    ``c_k = X_k/N``), ``fig``, ``winding`` (:class:`~spectralkd_tutorial.phasor_plots.WindingArtists`,
+    ``c_k = X_k/N``), ``fig``, ``winding`` (:class:`~spectralkd_tutorial.course.phasor_plots.WindingArtists`,
     e.g. ``winding.centre.get_data()``), ``bars`` (the ``|X_j|/N`` bars). Show it with
     ``display(explorer.widget)``.
     """

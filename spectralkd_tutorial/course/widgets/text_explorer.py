@@ -30,7 +30,7 @@ class TextSpectrumExplorer(FigureExplorer):
     """Sliders for ``layer`` and ``k``, a dropdown for the sentence; redraws on every change.
 
     ``spectra_by_layer``: ``{layer: [SentenceSpectra, one per sentence]}`` (from
-    :func:`~spectralkd_tutorial.text_analysis.token_spectra_by_layer`), the same sentences at
+    :func:`~spectralkd_tutorial.course.text_analysis.token_spectra_by_layer`), the same sentences at
     every layer. ``corpus``: the corpus signatures to draw, a :class:`SpectralProfile` (e.g. the
     teacher's profile over many texts) or a ``(layers, H)`` array; ``None`` uses the masked mean
     over the given sentences' tokens.

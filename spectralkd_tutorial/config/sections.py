@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Mapping
 
+from ..analysis.selection import STRATEGIES
 from ..common.validated import Validated, require_finite
 from ..losses import DistillationLossConfig
 
@@ -160,17 +161,20 @@ class AnalysisConfig(Validated):
             raise ValueError(f"analysis.split={self.split!r}; choose train, validation or test")
 
 
+#: the ablation grid's strategies: the default grid (presets.py uses it; the workshop preset adds two)
+ABLATION_STRATEGIES = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
+
+
 @dataclass
 class GridConfig(Validated):
-    """What an experiment varies: strategies x seeds (each pair once)."""
+    """What an experiment varies: strategies x seeds (each pair once); a strategy is any name in
+    :data:`~spectralkd_tutorial.analysis.selection.STRATEGY_REGISTRY`, built-in or registered later."""
 
-    strategies: tuple[str, ...] = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
+    strategies: tuple[str, ...] = ABLATION_STRATEGIES
     seeds: tuple[int, ...] = (0, 1, 2)
     dynamics_samples: int = 64
 
     def validate(self) -> None:
-        from ..analysis.selection import STRATEGIES
-
         object.__setattr__(self, "strategies", tuple(self.strategies))
         object.__setattr__(self, "seeds", tuple(self.seeds))
         _no_duplicates("strategies", self.strategies)

@@ -65,3 +65,8 @@ class DistillationLossConfig(Validated):
     def needs_projections(self) -> bool:
         """Whether :func:`distillation_loss` needs a :class:`LayerProjections` module."""
         return get_feature_loss(self.feature_loss).needs_projections
+
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether the feature term reads hidden states: its loss needs them and ``beta > 0`` weighs it."""
+        return get_feature_loss(self.feature_loss).needs_hidden and self.beta > 0

@@ -101,6 +101,24 @@ def test_registered_projection_loss_needs_projections(cleanup_registry):
     assert out["feature"].item() == 0.0
 
 
+def test_the_engine_asks_the_loss_whether_it_needs_hidden_states(cleanup_registry):
+    from spectralkd_tutorial.analysis.selection import select_layers
+    from spectralkd_tutorial.engine.training import Distillation
+
+    @register_feature_loss("logits-only-too", needs_hidden=False, takes=())
+    def nothing(student_hidden, teacher_hidden, attention_mask):
+        return torch.zeros(())
+
+    pairs, teacher = select_layers("uniform", 2, 4), torch.nn.Linear(1, 1)
+    expected = {("logits-only-too", 1.0): False, ("none", 1.0): False, ("mse", 1.0): True, ("mse", 0.0): False,
+                ("spectral", 0.5): True}
+    for (name, beta), needs in expected.items():
+        config = DistillationLossConfig(feature_loss=name, beta=beta)
+        assert Distillation(teacher, pairs, config).needs_hidden == needs, (name, beta)
+        assert config.needs_hidden == needs == (FEATURE_LOSS_REGISTRY[name].needs_hidden and beta > 0), (name, beta)
+        assert not Distillation(teacher, select_layers("none", 2, 4), config).needs_hidden  # no pairs: nothing to read
+
+
 def test_combined_loss_has_no_if_chain_over_names():
     source = Path(losses.combined.__file__).read_text()
     for name in BUILT_IN:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import random as _random
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
+
+from ..common.registered import RegisteredNames
 
 
 @dataclass(frozen=True)
@@ -164,47 +166,17 @@ def register_strategy(name: str, *, ranks_by: str | None = None, reverse_pairs: 
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; ``ValueError`` listing the registered names otherwise."""
-    try:
-        return STRATEGY_REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}") from None
+    strategy = STRATEGY_REGISTRY.get(name) if isinstance(name, str) else None
+    if strategy is None:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
+    return strategy
 
 
-class StrategyNames(Sequence[str]):
-    """A live, read-only view of the registered names whose :class:`Strategy` passes ``keep``, in
-    registration order: a strategy registered later is in it at once (config checks and CLI choices follow)."""
-
-    def __init__(self, keep: Callable[[Strategy], bool] = lambda strategy: True) -> None:
-        self._keep = keep
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(name for name, strategy in STRATEGY_REGISTRY.items() if self._keep(strategy))
-
-    def __getitem__(self, index):  # type: ignore[override]
-        return self._names()[index]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __eq__(self, other: object) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, (tuple, list, StrategyNames)) else other)
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __repr__(self) -> str:
-        return repr(self._names())
-
-
-STRATEGIES = StrategyNames()
-SPECTRAL_STRATEGIES = StrategyNames(lambda strategy: strategy.needs_intensities)
-RMS_STRATEGIES = StrategyNames(lambda strategy: strategy.needs_rms)  # rank by the profile's RMS instead of I_l
+#: The registered names, and those ranking by I_l (spectral) or by the RMS: live views of the registry, so that
+#: config checks and CLI choices holding them accept a strategy registered later.
+STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY)
+SPECTRAL_STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY, lambda strategy: strategy.needs_intensities)
+RMS_STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY, lambda strategy: strategy.needs_rms)
 
 
 def _top_k(candidates, k, total, scores, seed):

@@ -83,3 +83,13 @@ def test_a_registered_strategy_runs_in_the_grid_from_the_cli(middle, tmp_path, c
     assert runs[middle]["mapping"]["pairs"] == [[i + 1, t] for i, t in enumerate(expected)]
     assert runs["none"]["mapping"]["teacher_layers"] == []
     assert f"| {middle} |" in (Path(out) / "results.md").read_text()
+
+
+def test_the_grid_default_is_the_presets_list():
+    from spectralkd_tutorial.config import presets
+    from spectralkd_tutorial.config.sections import GridConfig, RunConfig
+
+    assert GridConfig().strategies is presets.ABLATION_STRATEGIES  # one value, not an equal copy
+    assert RunConfig().grid.strategies is presets.ABLATION_STRATEGIES
+    assert presets.get_preset("quick").grid.strategies == presets.ABLATION_STRATEGIES
+    assert presets.WORKSHOP_STRATEGIES[:len(presets.ABLATION_STRATEGIES)] == presets.ABLATION_STRATEGIES

@@ -125,6 +125,10 @@ class StudentConfig(Validated):
                 raise ValueError(f"student.model={self.model!r}: write layers:K with K >= 1 (e.g. layers:3)")
         if self.model.startswith("random:"):
             self.random_shape  # raises on a bad spec
+        if self.train.label_smoothing != 0:  # one value, one place: a student's CE is a term of loss
+            raise ValueError(f"student.train.label_smoothing={self.train.label_smoothing!r} is not used: a student "
+                             "learns from the distillation loss, whose cross-entropy is smoothed by loss.label_smoothing; "
+                             "set that instead")
 
     @property
     def copied_layers(self) -> int | None:

@@ -37,6 +37,8 @@ class DistillationLossConfig(Validated):
     ``"projection"`` (hidden MSE through :class:`LayerProjections`), ``"spectral-projection"``
     (spectral loss through :class:`LayerProjections`), ``"none"`` (logits only), or any loss added
     with :func:`~spectralkd_tutorial.losses.registry.register_feature_loss`.
+    ``label_smoothing``: epsilon of the CE term, the one place a student's label smoothing is set (a
+    teacher's is ``teacher.train.label_smoothing``; ``student.train.label_smoothing`` is refused).
     """
 
     alpha: float = 0.5

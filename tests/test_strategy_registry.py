@@ -66,6 +66,15 @@ def test_an_unregistered_strategy_is_refused_by_the_config():
 
     with pytest.raises(ValueError, match="unknown strategy \\['middle'\\]"):
         get_preset("quick", **{"grid.strategies": ["none", "middle"]})
+    for name in ("middle", "none"):  # unregistered, or one that copies no block
+        with pytest.raises(ValueError, match=f"student.init='{name}': choose a strategy that picks teacher blocks"):
+            get_preset("quick", **{"student.init": name})
+
+
+def test_a_registered_strategy_can_initialise_the_student(middle):
+    from spectralkd_tutorial.config.presets import get_preset
+
+    assert get_preset("quick", **{"student.init": middle}).student.init == middle
 
 
 def test_a_registered_strategy_runs_in_the_grid_from_the_cli(middle, tmp_path, capsys):

@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Mapping
 
-from ..analysis.selection import STRATEGIES
+from ..analysis.selection import STRATEGIES, get_strategy
 from ..common.validated import Validated, require_finite
 from ..losses import DistillationLossConfig
 
@@ -125,6 +125,9 @@ class StudentConfig(Validated):
                 raise ValueError(f"student.model={self.model!r}: write layers:K with K >= 1 (e.g. layers:3)")
         if self.model.startswith("random:"):
             self.random_shape  # raises on a bad spec
+        if self.init not in STRATEGIES or get_strategy(self.init).pairs_nothing:
+            raise ValueError(f"student.init={self.init!r}: choose a strategy that picks teacher blocks, one of "
+                             f"{sorted(s for s in STRATEGIES if not get_strategy(s).pairs_nothing)}")
         if self.train.label_smoothing != 0:  # one value, one place: a student's CE is a term of loss
             raise ValueError(f"student.train.label_smoothing={self.train.label_smoothing!r} is not used: a student "
                              "learns from the distillation loss, whose cross-entropy is smoothed by loss.label_smoothing; "

@@ -4,7 +4,9 @@ CLI's ``--strategies`` and the grid (the registry is the single source of the st
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -102,3 +104,22 @@ def test_the_grid_default_is_the_presets_list():
     assert RunConfig().grid.strategies is presets.ABLATION_STRATEGIES
     assert presets.get_preset("quick").grid.strategies == presets.ABLATION_STRATEGIES
     assert presets.WORKSHOP_STRATEGIES[:len(presets.ABLATION_STRATEGIES)] == presets.ABLATION_STRATEGIES
+
+
+def test_the_grid_draws_a_seeded_strategy_again_for_every_seed():
+    from spectralkd_tutorial.pipelines.experiment import Grid
+
+    def draw(seed: int) -> list[int]:  # the reference: 2 of blocks 1..8, drawn with seed + 100
+        return sorted(random.Random(seed + 100).sample(range(1, 9), 2))
+
+    register_strategy("shuffled", seeded=True)(lambda candidates, k, total, scores, seed: (draw(seed), {}))
+    try:
+        grid = Grid.__new__(Grid)  # only what Grid.mapping reads: no teacher, no training
+        grid.k, grid.total, grid.profile = 2, 8, SimpleNamespace(intensities=None, rms=None)
+        grid.config = SimpleNamespace(grid=SimpleNamespace(strategies=("none", "shuffled")))
+        grid.mappings = all_mappings(2, 8, None, grid.config.grid.strategies, seed=0)
+        assert grid.any_seeded
+        assert [grid.mapping("shuffled", seed).teacher_layers for seed in range(6)] == [draw(s) for s in range(6)]
+        assert len({tuple(draw(s)) for s in range(6)}) > 1  # the seeds do draw different layers
+    finally:
+        STRATEGY_REGISTRY.pop("shuffled", None)

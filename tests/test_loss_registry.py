@@ -101,6 +101,24 @@ def test_registered_projection_loss_needs_projections(cleanup_registry):
     assert out["feature"].item() == 0.0
 
 
+def test_the_engine_asks_the_loss_whether_it_needs_hidden_states(cleanup_registry):
+    from spectralkd_tutorial.analysis.selection import select_layers
+    from spectralkd_tutorial.engine.training import Distillation
+
+    @register_feature_loss("logits-only-too", needs_hidden=False, takes=())
+    def nothing(student_hidden, teacher_hidden, attention_mask):
+        return torch.zeros(())
+
+    pairs, teacher = select_layers("uniform", 2, 4), torch.nn.Linear(1, 1)
+    expected = {("logits-only-too", 1.0): False, ("none", 1.0): False, ("mse", 1.0): True, ("mse", 0.0): False,
+                ("spectral", 0.5): True}
+    for (name, beta), needs in expected.items():
+        config = DistillationLossConfig(feature_loss=name, beta=beta)
+        assert Distillation(teacher, pairs, config).needs_hidden == needs, (name, beta)
+        assert config.needs_hidden == needs == (FEATURE_LOSS_REGISTRY[name].needs_hidden and beta > 0), (name, beta)
+        assert not Distillation(teacher, select_layers("none", 2, 4), config).needs_hidden  # no pairs: nothing to read
+
+
 def test_combined_loss_has_no_if_chain_over_names():
     source = Path(losses.combined.__file__).read_text()
     for name in BUILT_IN:
@@ -150,3 +168,22 @@ def test_one_bins_check_shared_by_spectral_and_text_analysis():
     with pytest.raises(ValueError, match="bins=9 is out of range"):
         spectral.check_bins(9, 8)
     assert spectral.check_bins(None, 8) == 8 and spectral.check_bins(3, 8) == 3
+
+
+def test_label_smoothing_has_one_place_per_trained_model(tmp_path, capsys):
+    """A teacher's CE is smoothed by teacher.train.label_smoothing, a student's (a term of the distillation
+    loss) by loss.label_smoothing; student.train.label_smoothing, which nothing reads, is refused."""
+    from spectralkd_tutorial.cli.app import main
+    from spectralkd_tutorial.config.presets import get_preset
+
+    config = get_preset("quick", **{"teacher.train.label_smoothing": 0.1, "loss.label_smoothing": 0.2})
+    assert (config.teacher.train.label_smoothing, config.loss.label_smoothing) == (0.1, 0.2)
+    with pytest.raises(ValueError, match="student.train.label_smoothing=0.1 is not used.*smoothed by loss.label_smoothing; set that"):
+        get_preset("quick", **{"student.train.label_smoothing": 0.1})
+    path = tmp_path / "config.toml"
+    path.write_text("[student.train]\nlabel_smoothing = 0.1\n")
+    capsys.readouterr()
+    code = main(["distill", "--preset", "quick", "--no-progress", "--config", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "student.train.label_smoothing=0.1 is not used" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

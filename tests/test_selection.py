@@ -15,9 +15,12 @@ from spectralkd_tutorial.analysis.selection import (
     RMS_STRATEGIES,
     SPECTRAL_STRATEGIES,
     STRATEGIES,
+    STRATEGY_REGISTRY,
     LayerMapping,
     all_mappings,
+    get_strategy,
     mapping_from_pairs,
+    register_strategy,
     select_layers,
 )
 
@@ -77,6 +80,69 @@ def test_strategy_list_is_the_documented_one():
                                "reverse", "none"}
     assert set(SPECTRAL_STRATEGIES) == {"spectral-topk", "spectral-ends"}
     assert set(RMS_STRATEGIES) == {"norm-topk"}
+
+
+def test_the_lists_are_the_registry_read_by_its_metadata():
+    assert tuple(STRATEGIES) == tuple(STRATEGY_REGISTRY)
+    assert tuple(SPECTRAL_STRATEGIES) == tuple(n for n, s in STRATEGY_REGISTRY.items() if s.ranks_by == "intensities")
+    assert tuple(RMS_STRATEGIES) == tuple(n for n, s in STRATEGY_REGISTRY.items() if s.ranks_by == "rms")
+    assert [n for n, s in STRATEGY_REGISTRY.items() if s.pairs_nothing] == ["none"]
+    assert [n for n, s in STRATEGY_REGISTRY.items() if s.reverse_pairs] == ["reverse"]
+    assert [n for n, s in STRATEGY_REGISTRY.items() if s.seeded] == ["random"]
+    assert repr(STRATEGIES) == repr(tuple(STRATEGY_REGISTRY)) and sorted(STRATEGIES) == sorted(STRATEGY_REGISTRY)
+
+
+@pytest.fixture
+def registered():
+    """``registered(name, **metadata)``: a strategy picking the K lowest-scored layers, removed after the test."""
+    names = []
+
+    def register(name, **metadata):
+        def lowest(candidates, k, total, scores, seed):  # the K lowest-scoring layers (or the first K unscored)
+            ranked = sorted(candidates, key=lambda layer: (float(scores[layer]) if scores else 0.0, layer))
+            return sorted(ranked[:k]), {}
+
+        register_strategy(name, **metadata)(lowest)
+        names.append(name)
+        return name
+
+    yield register
+    for name in names:
+        STRATEGY_REGISTRY.pop(name, None)
+
+
+def test_a_new_strategy_follows_its_metadata(registered):
+    intensities, rms = _intensities(8, 3), _intensities(8, 4)
+    low = sorted(sorted(range(1, 9), key=lambda layer: intensities[layer])[:3])  # brute force: 3 lowest I_l
+    name = registered("spectral-lowest", ranks_by="intensities")
+    assert name in SPECTRAL_STRATEGIES and name in STRATEGIES and name not in RMS_STRATEGIES  # live views
+    assert select_layers(name, 3, 8, intensities).teacher_layers == low
+    with pytest.raises(ValueError, match="needs the teacher's per-layer intensities"):
+        select_layers(name, 3, 8)
+    assert name not in all_mappings(3, 8, None, list(STRATEGIES)) and name in all_mappings(3, 8, intensities, [name])
+    backwards = registered("rms-lowest-reversed", ranks_by="rms", reverse_pairs=True)
+    low_rms = sorted(sorted(range(1, 9), key=lambda layer: rms[layer])[:3])
+    assert select_layers(backwards, 3, 8, rms=rms).pairs == tuple(zip((1, 2, 3), reversed(low_rms)))
+    assert backwards in RMS_STRATEGIES and backwards not in SPECTRAL_STRATEGIES
+    nothing = registered("nothing", pairs_nothing=True)
+    assert select_layers(nothing, 3, 8).pairs == ()
+    assert get_strategy(nothing).pairs_nothing and not get_strategy(name).pairs_nothing
+
+
+def test_registering_is_checked(registered):
+    name = registered("twice")
+    with pytest.raises(ValueError, match="'twice' is already registered"):
+        register_strategy("twice")(lambda *a: ([], {}))
+    register_strategy("twice", replace=True, pairs_nothing=True)(lambda *a: ([], {}))
+    assert get_strategy(name).pairs_nothing
+    for bad in ("", "a/b", "../x", " x", 3):
+        with pytest.raises(ValueError, match="a strategy name is letters, digits"):
+            register_strategy(bad)
+    with pytest.raises(ValueError, match="ranks_by='depth'"):
+        register_strategy("x", ranks_by="depth")
+    with pytest.raises(ValueError, match="unknown strategy 'x'; choose one of"):
+        get_strategy("x")
+    assert "x" not in STRATEGY_REGISTRY
 
 
 @pytest.mark.parametrize("teacher", [4, 6, 12])

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..common.published import find_asset  # noqa: F401 (re-exported: the chapters import it from here)
-from .selection import LayerMapping, select_layers
+from .selection import SPECTRAL_STRATEGIES, LayerMapping, select_layers
 from .spectral import SpectralProfile
 
 __all__ = ["DEPTH_STRATEGIES", "markdown_table", "StrategyTable", "find_asset", "load_profile", "normalised_depth",
@@ -63,7 +63,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
 
 # the strategies whose choice depends on depth or intensity alone (random / reverse / none are left out)
 DEPTH_STRATEGIES = ("uniform", "last", "first", "spectral-topk", "spectral-ends")
-_SPECTRAL = ("spectral-topk", "spectral-ends")
 _BASELINES = ("last", "uniform")
 
 
@@ -177,7 +176,7 @@ class StrategyTable:
                 if other != strategy and self.layers(name, other) == self.layers(name, strategy)]
 
     def _check_columns(self) -> tuple[list[str], list[str]]:
-        spectral = [s for s in _SPECTRAL if s in self.strategies]
+        spectral = [s for s in SPECTRAL_STRATEGIES if s in self.strategies]
         baselines = [s for s in _BASELINES if s in self.strategies]
         if not spectral or not baselines:
             raise ValueError(f"the table needs a spectral strategy and last or uniform, has {list(self.strategies)}")

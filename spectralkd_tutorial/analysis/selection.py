@@ -23,12 +23,11 @@ Strategies (the honest question is whether spectral choice beats the others):
 from __future__ import annotations
 
 import random as _random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-STRATEGIES = ("spectral-topk", "spectral-ends", "norm-topk", "uniform", "last", "first", "random", "reverse", "none")
-SPECTRAL_STRATEGIES = ("spectral-topk", "spectral-ends")
-RMS_STRATEGIES = ("norm-topk",)  # rank the layers by the profile's per-layer RMS instead of I_l
+from ..common.registered import RegisteredNames
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,7 @@ def _candidates(num_teacher_layers: int, include_embeddings: bool) -> list[int]:
 
 def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
            strategy: str, include_embeddings: bool, rms: Sequence[float] | None = None) -> None:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    chosen = get_strategy(strategy)
     if num_teacher_layers < 1:
         raise ValueError(f"num_teacher_layers={num_teacher_layers} must be >= 1")
     if num_student_layers < 1:
@@ -90,7 +88,7 @@ def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequen
             f"the student has {num_student_layers} layers but only {available} teacher layers are candidates; "
             "use a shallower student or include_embeddings=True"
         )
-    if strategy in SPECTRAL_STRATEGIES:
+    if chosen.needs_intensities:
         if intensities is None:
             raise ValueError(f"strategy {strategy!r} needs the teacher's per-layer intensities (run the profiler)")
         if len(intensities) != num_teacher_layers + 1:
@@ -98,7 +96,7 @@ def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequen
                 f"intensities has {len(intensities)} values but a {num_teacher_layers}-layer teacher has "
                 f"{num_teacher_layers + 1} (layer 0 = embeddings .. layer {num_teacher_layers}); pass profile.intensities"
             )
-    if strategy in RMS_STRATEGIES:
+    if chosen.needs_rms:
         if rms is None:
             raise ValueError(f"strategy {strategy!r} needs the teacher's per-layer RMS (profile.rms); profiles saved "
                              "before the profiler recorded it have none: profile the teacher again")
@@ -108,30 +106,84 @@ def _check(num_student_layers: int, num_teacher_layers: int, intensities: Sequen
 
 
 # ---------------------------------------------------------------------------------------------
-# The strategies: a registry name -> function(candidates, k, total, intensities, seed) ->
-# (chosen teacher layers in depth order, details). Adding one is one function plus one line.
+# The strategies: a registry name -> Strategy(function(candidates, k, total, scores, seed) ->
+# (chosen teacher layers in depth order, details), and what select_layers must know about it).
+# Adding one is one function plus one line; every list of names below follows the registry.
 # ---------------------------------------------------------------------------------------------
 
 Chooser = Callable[[list[int], int, int, "Sequence[float] | None", int], tuple[list[int], dict[str, Any]]]
-STRATEGY_REGISTRY: dict[str, Chooser] = {}
+RANKS_BY = ("intensities", "rms")  # the per-layer profile values a strategy may rank by
 
 
-def register_strategy(name: str) -> Callable[[Chooser], Chooser]:
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy: its chooser and what :func:`select_layers` (and a grid) must know about it.
+
+    ``ranks_by``: the profile values the chooser is given as ``scores`` (``"intensities"``: I_l, a
+    spectral strategy; ``"rms"``: the activation RMS; ``None``: depth and seed only). ``reverse_pairs``:
+    pair the chosen layers in reverse depth order. ``pairs_nothing``: no intermediate layers (logits-only
+    KD). ``seeded``: the choice depends on the seed (a grid draws it again for every seed)."""
+
+    name: str
+    choose: Chooser
+    ranks_by: str | None = None
+    reverse_pairs: bool = False
+    pairs_nothing: bool = False
+    seeded: bool = False
+
+    @property
+    def needs_intensities(self) -> bool:
+        return self.ranks_by == "intensities"
+
+    @property
+    def needs_rms(self) -> bool:
+        return self.ranks_by == "rms"
+
+
+#: name -> :class:`Strategy`, in registration order; filled by :func:`register_strategy`.
+STRATEGY_REGISTRY: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, *, ranks_by: str | None = None, reverse_pairs: bool = False,
+                      pairs_nothing: bool = False, seeded: bool = False,
+                      replace: bool = False) -> Callable[[Chooser], Chooser]:
+    """Decorator: register a chooser under ``name`` (a grid's run folder is ``runs/<name>-seed<s>``, so
+    the name is letters, digits, ``-`` and ``_``); the metadata is :class:`Strategy`'s. ``replace``:
+    allow re-registering a name (e.g. when a notebook cell runs again). The function is returned unchanged."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise ValueError(f"a strategy name is letters, digits, '-' and '_' (it names run folders), got {name!r}")
+    if ranks_by not in (None, *RANKS_BY):
+        raise ValueError(f"ranks_by={ranks_by!r}; choose None or one of {RANKS_BY}")
+
     def register(function: Chooser) -> Chooser:
-        STRATEGY_REGISTRY[name] = function
+        if name in STRATEGY_REGISTRY and not replace:
+            raise ValueError(f"strategy {name!r} is already registered; pick another name or pass replace=True")
+        STRATEGY_REGISTRY[name] = Strategy(name, function, ranks_by, reverse_pairs, pairs_nothing, seeded)
         return function
 
     return register
 
 
-@register_strategy("spectral-topk")
-@register_strategy("norm-topk")  # the same ranking, fed the per-layer RMS instead of I_l (see select_layers)
-def _topk(candidates, k, total, intensities, seed):
-    ranked = sorted(candidates, key=lambda layer: (-float(intensities[layer]), layer))
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy ``name``; ``ValueError`` listing the registered names otherwise."""
+    strategy = STRATEGY_REGISTRY.get(name) if isinstance(name, str) else None
+    if strategy is None:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
+    return strategy
+
+
+#: The registered names, and those ranking by I_l (spectral) or by the RMS: live views of the registry, so that
+#: config checks and CLI choices holding them accept a strategy registered later.
+STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY)
+SPECTRAL_STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY, lambda strategy: strategy.needs_intensities)
+RMS_STRATEGIES: Sequence[str] = RegisteredNames(STRATEGY_REGISTRY, lambda strategy: strategy.needs_rms)
+
+
+def _top_k(candidates, k, total, scores, seed):
+    ranked = sorted(candidates, key=lambda layer: (-float(scores[layer]), layer))
     return sorted(ranked[:k]), {}
 
 
-@register_strategy("spectral-ends")
 def _ends(candidates, k, total, intensities, seed):
     """A first-a plus last-(k-a) block of layers maximising the total intensity (the U-shape)."""
     best: tuple[float, int] | None = None
@@ -144,8 +196,6 @@ def _ends(candidates, k, total, intensities, seed):
     return candidates[:a] + (candidates[len(candidates) - (k - a):] if k - a else []), {"first": a, "last": k - a}
 
 
-@register_strategy("uniform")
-@register_strategy("reverse")
 def _uniform(candidates, k, total, intensities, seed):
     """l_i = round(i * L_T / K), i = 1..K: ends at the last layer (TinyBERT's g(m) = m * L_T / L_S)."""
     chosen = sorted({max(candidates[0], round(i * total / k)) for i in range(1, k + 1)})
@@ -154,19 +204,31 @@ def _uniform(candidates, k, total, intensities, seed):
     return chosen, {}
 
 
-@register_strategy("last")
 def _last(candidates, k, total, intensities, seed):
     return candidates[-k:], {}
 
 
-@register_strategy("first")
 def _first(candidates, k, total, intensities, seed):
     return candidates[:k], {}
 
 
-@register_strategy("random")
 def _random_layers(candidates, k, total, intensities, seed):
     return sorted(_random.Random(seed).sample(candidates, k)), {"seed": seed}
+
+
+def _no_layers(candidates, k, total, intensities, seed):
+    return [], {}
+
+
+register_strategy("spectral-topk", ranks_by="intensities")(_top_k)
+register_strategy("spectral-ends", ranks_by="intensities")(_ends)
+register_strategy("norm-topk", ranks_by="rms")(_top_k)  # the same ranking, fed the per-layer RMS instead of I_l
+register_strategy("uniform")(_uniform)
+register_strategy("last")(_last)
+register_strategy("first")(_first)
+register_strategy("random", seeded=True)(_random_layers)
+register_strategy("reverse", reverse_pairs=True)(_uniform)
+register_strategy("none", pairs_nothing=True)(_no_layers)
 
 
 def select_layers(
@@ -183,16 +245,16 @@ def select_layers(
     (``reverse`` pairs the uniform choice in reverse order; ``none`` pairs nothing). ``rms``: the
     per-layer activation RMS (``profile.rms``), which ``norm-topk`` ranks by."""
     _check(num_student_layers, num_teacher_layers, intensities, strategy, include_embeddings, rms)
-    k, total = num_student_layers, num_teacher_layers
-    if strategy == "none":
-        return LayerMapping("none", (), total, k)
-    scores = rms if strategy in RMS_STRATEGIES else intensities
-    chosen, details = STRATEGY_REGISTRY[strategy](_candidates(total, include_embeddings), k, total, scores, seed)
-    order = list(reversed(chosen)) if strategy == "reverse" else chosen
+    rule, k, total = STRATEGY_REGISTRY[strategy], num_student_layers, num_teacher_layers
+    if rule.pairs_nothing:
+        return LayerMapping(strategy, (), total, k)
+    scores = rms if rule.needs_rms else intensities
+    chosen, details = rule.choose(_candidates(total, include_embeddings), k, total, scores, seed)
+    order = list(reversed(chosen)) if rule.reverse_pairs else chosen
     pairs = tuple((i + 1, t) for i, t in enumerate(order))
     if intensities is not None and len(intensities) == total + 1:
         details["chosen_intensity"] = sum(float(intensities[t]) for t in chosen)
-    if strategy in RMS_STRATEGIES:
+    if rule.needs_rms:
         details["chosen_rms"] = sum(float(rms[t]) for t in chosen)
     return LayerMapping(strategy, pairs, total, k, details=details)
 
@@ -200,11 +262,12 @@ def select_layers(
 def all_mappings(num_student_layers: int, num_teacher_layers: int, intensities: Sequence[float] | None,
                  strategies: Sequence[str] = STRATEGIES, *, seed: int = 0,
                  rms: Sequence[float] | None = None) -> dict[str, LayerMapping]:
-    """Every strategy's mapping (skipping spectral ones when no intensities are given, and
-    ``norm-topk`` when no ``rms`` is)."""
+    """Every strategy's mapping (skipping those that rank by intensities when none are given, and by
+    ``rms`` when no ``rms`` is)."""
     out = {}
     for strategy in strategies:
-        if (strategy in SPECTRAL_STRATEGIES and intensities is None) or (strategy in RMS_STRATEGIES and rms is None):
+        rule = get_strategy(strategy)
+        if (rule.needs_intensities and intensities is None) or (rule.needs_rms and rms is None):
             continue
         out[strategy] = select_layers(strategy, num_student_layers, num_teacher_layers, intensities, seed=seed, rms=rms)
     return out

@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Mapping
 
+from ..analysis.selection import STRATEGIES, get_strategy
 from ..common.validated import Validated, require_finite
 from ..losses import DistillationLossConfig
 
@@ -124,6 +125,13 @@ class StudentConfig(Validated):
                 raise ValueError(f"student.model={self.model!r}: write layers:K with K >= 1 (e.g. layers:3)")
         if self.model.startswith("random:"):
             self.random_shape  # raises on a bad spec
+        if self.init not in STRATEGIES or get_strategy(self.init).pairs_nothing:
+            raise ValueError(f"student.init={self.init!r}: choose a strategy that picks teacher blocks, one of "
+                             f"{sorted(s for s in STRATEGIES if not get_strategy(s).pairs_nothing)}")
+        if self.train.label_smoothing != 0:  # one value, one place: a student's CE is a term of loss
+            raise ValueError(f"student.train.label_smoothing={self.train.label_smoothing!r} is not used: a student "
+                             "learns from the distillation loss, whose cross-entropy is smoothed by loss.label_smoothing; "
+                             "set that instead")
 
     @property
     def copied_layers(self) -> int | None:
@@ -160,17 +168,20 @@ class AnalysisConfig(Validated):
             raise ValueError(f"analysis.split={self.split!r}; choose train, validation or test")
 
 
+#: the ablation grid's strategies: the default grid (presets.py uses it; the workshop preset adds two)
+ABLATION_STRATEGIES = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
+
+
 @dataclass
 class GridConfig(Validated):
-    """What an experiment varies: strategies x seeds (each pair once)."""
+    """What an experiment varies: strategies x seeds (each pair once); a strategy is any name in
+    :data:`~spectralkd_tutorial.analysis.selection.STRATEGY_REGISTRY`, built-in or registered later."""
 
-    strategies: tuple[str, ...] = ("none", "uniform", "last", "random", "spectral-topk", "spectral-ends")
+    strategies: tuple[str, ...] = ABLATION_STRATEGIES
     seeds: tuple[int, ...] = (0, 1, 2)
     dynamics_samples: int = 64
 
     def validate(self) -> None:
-        from ..analysis.selection import STRATEGIES
-
         object.__setattr__(self, "strategies", tuple(self.strategies))
         object.__setattr__(self, "seeds", tuple(self.seeds))
         _no_duplicates("strategies", self.strategies)

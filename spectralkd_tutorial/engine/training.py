@@ -66,7 +66,7 @@ class Distillation:
 
     @property
     def needs_hidden(self) -> bool:
-        return bool(self.mapping and self.mapping.pairs and self.loss.feature_loss != "none" and self.loss.beta > 0)
+        return bool(self.mapping and self.mapping.pairs and self.loss.needs_hidden)
 
     @property
     def cross_tokenizer(self) -> bool:

@@ -37,6 +37,8 @@ class DistillationLossConfig(Validated):
     ``"projection"`` (hidden MSE through :class:`LayerProjections`), ``"spectral-projection"``
     (spectral loss through :class:`LayerProjections`), ``"none"`` (logits only), or any loss added
     with :func:`~spectralkd_tutorial.losses.registry.register_feature_loss`.
+    ``label_smoothing``: epsilon of the CE term, the one place a student's label smoothing is set (a
+    teacher's is ``teacher.train.label_smoothing``; ``student.train.label_smoothing`` is refused).
     """
 
     alpha: float = 0.5
@@ -65,3 +67,8 @@ class DistillationLossConfig(Validated):
     def needs_projections(self) -> bool:
         """Whether :func:`distillation_loss` needs a :class:`LayerProjections` module."""
         return get_feature_loss(self.feature_loss).needs_projections
+
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether the feature term reads hidden states: its loss needs them and ``beta > 0`` weighs it."""
+        return get_feature_loss(self.feature_loss).needs_hidden and self.beta > 0

@@ -28,9 +28,11 @@ is then called without the others (most built-in losses are registered this way)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, overload
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from torch import Tensor
+
+from ..common.registered import RegisteredNames
 
 if TYPE_CHECKING:  # pragma: no cover
     from .projection import LayerProjections
@@ -143,35 +145,5 @@ def get_feature_loss(name: str) -> FeatureLoss:
         ) from None
 
 
-class _RegisteredNames(Sequence[str]):
-    """A live, read-only tuple-like view of the registered names."""
-
-    def __len__(self) -> int:
-        return len(FEATURE_LOSS_REGISTRY)
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
-        return tuple(FEATURE_LOSS_REGISTRY)[index]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tuple(FEATURE_LOSS_REGISTRY))
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in FEATURE_LOSS_REGISTRY
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and tuple(self) == tuple(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(tuple(FEATURE_LOSS_REGISTRY))
-
-
 #: The registered feature-loss names (live view of :data:`FEATURE_LOSS_REGISTRY`'s keys).
-FEATURE_LOSSES: Sequence[str] = _RegisteredNames()
+FEATURE_LOSSES: Sequence[str] = RegisteredNames(FEATURE_LOSS_REGISTRY)

@@ -33,7 +33,7 @@ from ..data import IntentDataset
 from ..common.io import atomic_write_text
 from ..common.metrics import headline
 from ..models.loading import count_parameters, num_blocks
-from ..analysis.selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, select_layers
+from ..analysis.selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings, get_strategy, select_layers
 from ..analysis.spectral import SpectralProfile
 from ..analysis.stats import PRACTICAL_THRESHOLD, pair_by_seed, paired_difference
 from .steps import (TeacherResult, build_student, build_teacher_cache, check_out_is_not_teacher, check_student,
@@ -267,9 +267,16 @@ class Grid:
         self.cache_ready = False
 
     def mapping(self, strategy: str, seed: int) -> LayerMapping:
-        if strategy == "random":
-            return select_layers("random", self.k, self.total, seed=seed)
+        rule = get_strategy(strategy)
+        if rule.seeded:  # drawn again for every seed, given only the scores it ranks by
+            return select_layers(strategy, self.k, self.total, self.profile.intensities if rule.needs_intensities else None,
+                                 seed=seed, rms=self.profile.rms if rule.needs_rms else None)
         return self.mappings[strategy]
+
+    @property
+    def any_seeded(self) -> bool:
+        """Whether a strategy of the grid draws its layers per seed (then any teacher layer may be needed)."""
+        return any(get_strategy(s).seeded for s in self.config.grid.strategies)
 
     def run(self) -> None:
         plan = [(s, seed) for seed in self.config.grid.seeds for s in self.config.grid.strategies]
@@ -289,7 +296,7 @@ class Grid:
     def train(self, strategy: str, seed: int, mapping: LayerMapping, description: str) -> dict[str, Any]:
         if not self.cache_ready:  # built once (or reused from the directory); None: the teacher runs online
             needed = sorted({t for m in self.mappings.values() for t in m.teacher_layers}
-                            | ({*range(1, self.total + 1)} if "random" in self.config.grid.strategies else set()))
+                            | ({*range(1, self.total + 1)} if self.any_seeded else set()))
             self.cache = build_teacher_cache(self.teacher.model, self.teacher.tokenizer, self.dataset, needed, self.config,
                                              directory=self.store.root,
                                              source=f"{self.teacher.fingerprint}:{self.config.data.max_length}")

@@ -184,7 +184,7 @@ class GridConfig(Validated):
 
     strategies: tuple[str, ...] = field(default=("none", "uniform", "last", "random", "spectral-topk", "spectral-ends"),
                                         metadata={"help": "layer-selection strategies"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: one run per strategy and seed"})
     dynamics_samples: int = 64
 
     def validate(self) -> None:

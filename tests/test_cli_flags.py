@@ -71,6 +71,17 @@ def test_every_flag_maps_to_a_config_key_and_every_described_field_has_a_flag():
     assert flag_keys("student")["lr"] == "student.train.learning_rate"
 
 
+def test_the_flags_keep_their_names():
+    """The flags users type (README, scripts): generated from the fields, they must not drift with them."""
+    names = ("dataset data-dir train-file validation-file test-file text-column label-column oos-label split-seed "
+             "max-length teacher-base teacher student student-init epochs lr batch-size alpha temperature beta "
+             "feature-loss samples strategies seeds device mixed-precision report-to teacher-cache "
+             "teacher-cache-dtype teacher-cache-budget")
+    for role in ROLES:
+        assert sorted(flag.flag for flag in config_flags(role).values()) == sorted(names.split())
+    assert config_flags()["dataset"].aliases == ("data",)
+
+
 def test_the_parsers_flags_carry_their_fields_help_and_choices():
     described = _fields_with_help()
     seen = set()

@@ -19,6 +19,7 @@ from .flags import add_settings, finite, flag_keys, section_keys
 
 DISTILLATION_KEYS = ("teacher.finetuned", "teacher.model", "student.model", "student.init")
 LOSS_KEYS = ("loss.feature_loss", "loss.alpha", "loss.temperature", "loss.beta")
+UPSTREAM_SETS = tuple(name for name in DATASET_NAMES if name != "embedded")  # the sets read from --data-dir
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,15 +164,18 @@ def _warn_ignored(config, args: argparse.Namespace) -> None:
     if getattr(args, "data_dir", None) and (not _is_named_set(config.data.dataset)
                                               or config.data.dataset.split(":")[0] == "embedded"):
         warnings.warn(f"--data-dir is ignored: data set {config.data.dataset!r} does not read upstream files "
-                      "(give --dataset clinc150, banking77, hwu64 or snips to use them)")
+                      f"(give --dataset {', '.join(UPSTREAM_SETS[:-1])} or {UPSTREAM_SETS[-1]} to use them)")
     if getattr(args, "teacher", None) and getattr(args, "teacher_base", None):
         raise UsageError("give --teacher (a fine-tuned classifier, used as is) or --teacher-base (fine-tuned first), not both")
 
 
+# ---------------------------------------------------------------------------------------------
+# The run directory: threads, --out, --publish, config.toml
+# ---------------------------------------------------------------------------------------------
 
 def setup_threads(threads: int | None = None) -> None:
     """CPU threads per process: --threads, else $OMP_NUM_THREADS, else every core but one (shared by
-    the processes; ``core.device.default_threads``). Left to torch on a GPU unless --threads is given."""
+    the processes; ``common.device.default_threads``). Left to torch on a GPU unless --threads is given."""
     import torch
 
     from ..common.device import set_threads
@@ -258,7 +262,6 @@ def publish(source: Path, target: Path, names: Sequence[str]) -> None:
     for name in names:
         if (source / name).exists():
             print(f"published {atomic_copy(source / name, target / name)}")
-
 
 
 def output_store(out: str | os.PathLike, kind: str, settings: dict[str, Any]):

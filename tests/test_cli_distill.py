@@ -21,7 +21,7 @@ import torch
 
 from spectralkd_tutorial.cli import app as cli
 
-from spectralkd_tutorial.cli import commands
+from spectralkd_tutorial.cli import commands, run_commands
 from spectralkd_tutorial.engine.evaluation import predict, split_metrics
 from spectralkd_tutorial.data import embedded_intents, load_dataset
 from spectralkd_tutorial.models.loading import load_model_dir, num_blocks
@@ -32,7 +32,7 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("distill_cli")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPECTRALKD_CACHE_DIR", str(root / "cache"))
-        patch.setenv("OMP_NUM_THREADS", "1")  # keep cli._setup_threads at one thread
+        patch.setenv("OMP_NUM_THREADS", "1")  # keep options.setup_threads at one thread
         yield root
 
 
@@ -266,7 +266,7 @@ def test_help_lists_every_option_with_a_meaningful_help_and_its_default():
     assert {"distill", "predict", "evaluate", "end-to-end"} <= set(subparsers)
     assert subparsers["distill"] is not subparsers["end-to-end"]  # distill is no longer chapter 5's alias
     assert parser.parse_args(["distill", "--out", "x"]).func is commands.cmd_distill
-    assert parser.parse_args(["end-to-end", "--out", "x"]).func is cli.cmd_end_to_end
+    assert parser.parse_args(["end-to-end", "--out", "x"]).func is run_commands.cmd_end_to_end
     for name, sub in subparsers.items():
         text = sub.format_help()
         assert "(default: None)" not in text and "(default: False)" not in text, name

@@ -269,11 +269,11 @@ def test_a_non_finite_loss_stops_with_the_fix(tmp_path, capsys):
 
 
 def test_a_real_bug_keeps_its_traceback(monkeypatch):
-    import spectralkd_tutorial.cli.app as cli
+    import spectralkd_tutorial.cli.bench as bench
 
     def bug(args):
         raise TypeError("unsupported operand type(s)")
 
-    monkeypatch.setattr(cli, "cmd_bench", bug)
+    monkeypatch.setattr(bench, "cmd_bench", bug)
     with pytest.raises(TypeError, match="unsupported operand"):
         main(["bench", "distill"])

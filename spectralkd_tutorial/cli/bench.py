@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -16,6 +17,11 @@ import time
 from typing import Iterator
 
 import torch
+
+from ..common.errors import UsageError
+from ..config.presets import PRESETS
+from .flags import finite
+from .options import setup_threads
 
 
 def _texts(n: int) -> list[str]:
@@ -270,12 +276,80 @@ def bench_serve(teacher: str, student: str, *, out: str | None = None, config_pa
 
 def cmd_serve(args) -> dict:
     """``spectralkd bench serve``: its flags checked, then :func:`bench_serve` (threads are set by the CLI's
-    ``_setup_threads``, as for every bench)."""
-    from ..common.errors import UsageError
-
+    ``setup_threads``, as for every bench)."""
     if not (args.teacher and args.student):
         raise UsageError("bench serve needs --teacher DIR and --student DIR (save_pretrained directories or "
                          "run directories)")
     return bench_serve(args.teacher, args.student, out=args.out, config_path=args.config, preset_name=args.preset,
                        dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, queries=args.samples,
                        command=args.command_line)
+
+
+def add_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
+    """``bench`` on the ``spectralkd`` parser: each option says which benchmarks read it."""
+    p = sub.add_parser("bench", help="benchmarks that print figures", formatter_class=formatter)
+    p.add_argument("what", choices=["profiler", "distill", "teacher", "trainer", "serve"],
+                   help="profiler: profiling overhead and memory; distill: spectral vs logits-only KD step time; "
+                        "teacher: seconds per fine-tuning step and epoch; trainer: our fit vs transformers.Trainer "
+                        "on the same work (MiniLM-L6, CLINC150 small, alternated runs, medians, accuracy); serve: "
+                        "teacher vs student, ONNX and int8 variants (accuracy, size, latency at batch 1 and 32, "
+                        "timed interleaved)")
+    p.add_argument("--teacher", default=None, help="serve: the teacher's save_pretrained or run directory")
+    p.add_argument("--student", default=None, help="serve: the student's (e.g. OUT of distill)")
+    p.add_argument("--config", default=None, help="serve: data settings (default: the student run's config.toml)")
+    p.add_argument("--out", default=None, help="serve: also write serving.md and serving.json here")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="teacher: whose teacher (default workshop)")
+    p.add_argument("--data-dir", default=None, help="teacher: upstream data files (default: $SPECTRALKD_DATA_DIR)")
+    p.add_argument("--model", default=None, help="profiler: 'tiny' (default) or a hub name / directory; teacher: "
+                   "the model to time (default: the preset's teacher); trainer: default all-MiniLM-L6-v2")
+    dataset = p.add_argument("--dataset", default=None, help="teacher: the data set (default: the preset's); "
+                             "trainer: default clinc150:small")
+    p.add_argument("--student-layers", type=finite(int), default=None, help="teacher: also time a student of "
+                   "this many blocks copied from the model (uniform)")
+    p.add_argument("--samples", type=finite(int), default=None, help="profiler: utterances profiled (default "
+                   "256); serve: queries timed per pass (default 128, at least 32)")
+    p.add_argument("--steps", type=finite(int), default=30, help="distill/teacher: timed training steps")
+    p.add_argument("--repeats", type=finite(int), default=None, help="profiler/distill: repeats (default 3; the "
+                   "median is printed); trainer: runs of each, alternated A/B/B/A (default 2); serve: timed passes "
+                   "after a warm-up (default 7)")
+    p.add_argument("--epochs", type=finite(float), default=None, help="trainer: epochs, a fraction runs short "
+                   "(default 1)")
+    p.add_argument("--max-steps", type=finite(int), default=None, help="trainer: optimizer steps (overrides --epochs)")
+    p.add_argument("--threads", type=finite(int), default=None, help="CPU threads (default: $OMP_NUM_THREADS, "
+                   "else every core but one; trainer: every core, for a quiet machine)")
+    dataset.config_key = "data.dataset"  # --help lists each preset's data set
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run one benchmark: its defaults filled in, its flags checked, the threads set."""
+    serve = args.what == "serve"
+    args.samples = args.samples if args.samples is not None else (128 if serve else 256)
+    if args.repeats is None:
+        args.repeats = {"trainer": 2, "serve": 7}.get(args.what, 3)
+    if args.steps < 1 or args.repeats < 1 or args.samples < 1:
+        raise UsageError("--steps, --repeats and --samples must be >= 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"--max-steps {args.max_steps}: give 1 or more optimizer steps")
+    if args.epochs is not None and args.epochs <= 0:
+        raise UsageError(f"--epochs {args.epochs}: give a positive number of epochs (0.1 = a tenth of one)")
+    if args.what == "trainer":
+        from .bench_trainer import DEFAULT_DATASET, DEFAULT_MODEL, bench_trainer
+        from ..common.device import available_cores
+
+        setup_threads(args.threads or available_cores())  # a benchmark: all the cores of a quiet machine
+        bench_trainer(args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET, data_dir=args.data_dir,
+                      epochs=args.epochs or 1.0, max_steps=args.max_steps, repeats=args.repeats)
+        return 0
+    setup_threads(args.threads)
+    if args.what == "profiler":
+        bench_profiler(samples=args.samples, repeats=args.repeats, model_name=args.model or "tiny")
+    elif args.what == "serve":
+        cmd_serve(args)
+    elif args.what == "teacher":
+        bench_teacher(steps=args.steps, preset_name=args.preset or "workshop", data_dir=args.data_dir,
+                            model=args.model, dataset=args.dataset, student_layers=args.student_layers)
+    else:
+        bench_distill(steps=args.steps, repeats=args.repeats)
+    return 0
+

@@ -5,8 +5,8 @@
     spectralkd predict --model runs/mine/student/model "wake me up at 7" "what's my balance"
     spectralkd evaluate --model runs/mine/student/model --data my_intents.csv --oos-label oos
 
-The option helpers and the config resolution are :mod:`.cli`'s; the work is :func:`.distill.distill`
-and :mod:`.inference`.
+The option groups and the config resolution are :mod:`.options`'; the work is
+:func:`..pipelines.distill.distill` and :mod:`..pipelines.inference`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ..common.errors import UsageError
+from ..data.common import SPLITS
+from .options import (add_data_options, add_distillation_options, add_run_options, add_training_options, check_out,
+                      output_store, resolve_config, setup_threads, write_config)
 
 DISTILL_DESCRIPTION = """\
 Distil a teacher into a smaller student and save the student as a model one can ship.
@@ -35,14 +38,12 @@ OUT/onnx/model.onnx / model_int8.onnx (ONNX Runtime; needs the `serve` extra) an
 
 def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     """``distill``, ``predict`` and ``evaluate`` on the ``spectralkd`` parser."""
-    from .app import _add_data_options, _add_distillation_options, _add_run_options, _add_training_options
-
     p = sub.add_parser("distill", help="distil a teacher into a smaller student; save it with a model card",
                        description=DISTILL_DESCRIPTION, formatter_class=formatter)
-    _add_run_options(p)
-    _add_data_options(p)
-    _add_training_options(p, "student")
-    _add_distillation_options(p, grid=False)
+    add_run_options(p)
+    add_data_options(p)
+    add_training_options(p, "student")
+    add_distillation_options(p, grid=False)
     group = p.add_argument_group("shipping (needs: pip install 'spectralkd-tutorial[serve]')")
     group.add_argument("--export", choices=["onnx"], default=None, help="also write OUT/onnx/model.onnx, scored and "
                        "timed in the model card (a finished run gains it)")
@@ -75,15 +76,15 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     _add_model_options(p, max_length=False)
     p.add_argument("--config", default=None, help="take the data settings from this TOML file (e.g. the run's "
                    "OUT/config.toml: the data it was trained on); data flags override it")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to score")
+    p.add_argument("--split", default="test", choices=list(SPLITS), help="split to score")
     p.add_argument("--out", default=None, help="also write metrics.json and config.toml into this directory")
-    _add_data_options(p)
+    add_data_options(p)
     for action in p._actions:
         if action.dest == "max_length":
             action.help = ("tokens per utterance (default: --config's data.max_length, else what the model was "
                            "saved with: its tokenizer's model_max_length)")
         if action.dest == "dataset":
-            action.help = action.help.replace("(default: the preset's)", "(required unless --config or --train-file)")
+            action.help += " (required unless --config or --train-file)"
     p.set_defaults(func=cmd_evaluate, preset=None)
 
 
@@ -103,7 +104,6 @@ def _add_model_options(parser: argparse.ArgumentParser, *, max_length: bool = Tr
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """Teacher -> profile -> mapping -> student -> distillation -> OUT/model + model card."""
-    from .app import _check_out, _setup_threads, resolve_config
     from ..pipelines.distill import distill, single_run_config
     from ..pipelines.model_card import format_bytes
     from ..pipelines.steps import check_out_is_not_teacher, check_student, load_data
@@ -112,9 +112,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     check_shipping(args.export, args.quantize)  # before any work: a missing extra names what to install
     config = single_run_config(resolve_config(args))
-    _setup_threads(args.threads)
+    setup_threads(args.threads)
     check_out_is_not_teacher(config, args.out)  # before the other --out checks: the plainest message
-    _check_out(args.out, "distill")
+    check_out(args.out, "distill")
     check_student(config)
     dataset = load_data(config)
     teacher = config.teacher.finetuned or f"{config.teacher.model} (fine-tuned first into {Path(args.out) / 'teacher'})"
@@ -163,7 +163,6 @@ def export_target(model_dir: Path, out: str | None) -> Path:
 def cmd_export(args: argparse.Namespace) -> int:
     """ONNX (and int8) of a saved classifier; scored against the PyTorch model on the run's test split."""
     from .bench import serve_config
-    from .app import _check_out, _setup_threads
     from ..common.io import atomic_write_json
     from ..models.loading import load_model_dir, model_directory
     from ..pipelines.serving import require_serving
@@ -173,8 +172,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     require_serving("spectralkd export")
     folder = model_directory(args.model)
     target = export_target(folder, args.out)
-    _check_out(target)
-    _setup_threads()
+    check_out(target)
+    setup_threads()
     model, tokenizer = load_model_dir(folder)
     base = torch_variant("model", model, tokenizer, folder)
     variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8")]
@@ -260,7 +259,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a saved model on a split of a labelled data set (its classes matched by name)."""
     import contextlib
 
-    from .app import _check_out, _write_config, output_store, resolve_config
     from ..pipelines.inference import evaluate_saved, saved_max_length
     from ..common.io import atomic_write_json
     from ..models.loading import check_max_length
@@ -271,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "OUT/config.toml of the run that trained the model")
     config = resolve_config(args)
     if args.out:
-        _check_out(args.out)
+        check_out(args.out)
     dataset = load_data(config)
     model, tokenizer = _load(args)
     length = config.data.max_length if (args.max_length or args.config) else saved_max_length(
@@ -288,6 +286,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             atomic_write_json(Path(args.out) / "metrics.json", {"model": str(args.model), "split": args.split,
                                                                 "max_length": length, "dataset": dataset.summary(),
                                                                 "metrics": metrics})
-            _write_config(config.replace(**{"data.max_length": length}), args.out)
+            write_config(config.replace(**{"data.max_length": length}), args.out)
             print(f"wrote {Path(args.out) / 'metrics.json'} and config.toml")
     return 0

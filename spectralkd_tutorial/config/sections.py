@@ -13,6 +13,12 @@
 Every section validates itself on construction and on every assignment (:class:`Validated`), so a
 config can never hold ``epochs=0`` or ``lr=nan``. ``RunConfig.to_dict`` / ``from_dict`` round-trip
 through plain data (JSON, TOML), which is also what a run directory's fingerprint is made of.
+
+A field that the command line sets carries its flag in its metadata, as ``HfArgumentParser`` reads
+``run_glue``'s dataclasses: ``field(default=..., metadata={"help": ..., "flag": ..., "choices": ...})``.
+``help`` makes it a flag (``--`` + ``flag``, else the field name with dashes); ``choices``, ``aliases``
+and ``metavar`` are passed on to argparse; the type (and ``nargs`` of a tuple) comes from the
+annotation. ``spectralkd_tutorial.cli.flags`` builds the options and the one flag -> key table from it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Mapping
 
 from ..analysis.selection import STRATEGIES, get_strategy
 from ..common.validated import Validated, require_finite
+from ..data.common import CLINC150_VARIANTS, DATASET_NAMES
 from ..losses import DistillationLossConfig
 
 MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
@@ -32,6 +39,9 @@ TEACHER_CACHE_DTYPES = ("float16", "bfloat16", "float32")
 # the one description of the default teacher-cache budget (--help, README and core.teacher_cache.cache_budget)
 TEACHER_CACHE_BUDGET_DEFAULT = ("the free disk space under --out less 1 GB for the disk cache (the default), or half "
                                 "the available RAM for --teacher-cache memory")
+DATASET_HELP = (", ".join(f"{name}[:{'|'.join(CLINC150_VARIANTS)}]" if name == "clinc150" else name
+                         for name in DATASET_NAMES)
+                + ", a CSV/TSV/JSONL/Parquet file (split with --split-seed), or hf:ORG/NAME")
 MAX_LEARNING_RATE = 1e30  # Adam's first step is 10x the rate: far above this it exceeds float32 (raw overflow)
 
 
@@ -39,9 +49,9 @@ MAX_LEARNING_RATE = 1e30  # Adam's first step is 10x the rate: far above this it
 class TrainConfig(Validated):
     """Optimisation settings of one role (teacher fine-tuning or student distillation)."""
 
-    epochs: float = 3.0
-    learning_rate: float = 1e-4
-    batch_size: int = 32
+    epochs: float = field(default=3.0, metadata={"help": "epochs"})  # --epochs: "{role} epochs"
+    learning_rate: float = field(default=1e-4, metadata={"help": "learning rate", "flag": "lr"})
+    batch_size: int = field(default=32, metadata={"help": "batch size"})
     eval_batch_size: int = 256
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -71,16 +81,20 @@ class TrainConfig(Validated):
 class DataConfig(Validated):
     """Where the utterances come from (a named set, the user's files, or a hub id) and their size."""
 
-    dataset: str = "embedded"  # clinc150[:variant] | banking77 | hwu64 | snips | embedded | FILE | hf:ID
-    data_dir: str | None = None  # upstream files of the named sets (default $SPECTRALKD_DATA_DIR)
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    oos_label: str | None = None
-    split_seed: int = 0
-    max_length: int = 64
+    dataset: str = field(default="embedded", metadata={"help": DATASET_HELP, "aliases": ("data",)})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "upstream files of the named sets (default: $SPECTRALKD_DATA_DIR, else the hub)"})
+    train_file: str | None = field(default=None, metadata={
+        "help": "the user's training file (with --validation-file/--test-file)"})
+    validation_file: str | None = field(default=None, metadata={
+        "help": "the user's validation file (with --train-file)"})
+    test_file: str | None = field(default=None, metadata={"help": "the user's test file (with --train-file)"})
+    text_column: str = field(default="text", metadata={"help": "text column of the user's files (default: text)"})
+    label_column: str = field(default="label", metadata={"help": "label column of the user's files (default: label)"})
+    oos_label: str | None = field(default=None, metadata={
+        "help": "the out-of-scope label: turns on in-scope accuracy / OOS recall"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the split of a single file (default 0)"})
+    max_length: int = field(default=64, metadata={"help": "tokens per utterance"})
     train_limit: int | None = None  # subsample the training split (None: all)
     eval_limit: int | None = None  # subsample validation and test (None: all)
 
@@ -100,8 +114,10 @@ class DataConfig(Validated):
 class TeacherConfig(Validated):
     """``model`` is fine-tuned by ``train_teacher`` unless ``finetuned`` names a ready classifier."""
 
-    model: str = "tiny-roberta"  # hub name, local directory, or tiny-roberta / tiny-bert
-    finetuned: str | None = None  # a fine-tuned sequence classifier used as is
+    model: str = field(default="tiny-roberta", metadata={  # hub name, local directory, or tiny-roberta / tiny-bert
+        "help": "a model to fine-tune first as the teacher", "flag": "teacher-base"})
+    finetuned: str | None = field(default=None, metadata={  # a fine-tuned sequence classifier used as is
+        "help": "a fine-tuned classifier (directory or hub name), used as is", "flag": "teacher"})
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
@@ -114,8 +130,10 @@ class StudentConfig(Validated):
     """``model``: ``layers:K`` (K teacher blocks chosen by ``init``), ``random:KxH`` (K randomly
     initialised blocks H wide, the teacher's family) or a smaller model's name/directory."""
 
-    model: str = "layers:2"
-    init: str = "uniform"  # selection strategy whose teacher blocks initialise a layers:K student
+    model: str = field(default="layers:2", metadata={"flag": "student", "help": "layers:K (K blocks copied from "
+                       "the teacher), random:KxH (K fresh blocks H wide) or a smaller pretrained model"})
+    init: str = field(default="uniform", metadata={  # the selection strategy whose teacher blocks it copies
+        "help": "strategy choosing the blocks a layers:K student copies", "flag": "student-init"})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, learning_rate=2e-3))
 
     def validate(self) -> None:
@@ -157,7 +175,7 @@ class StudentConfig(Validated):
 
 @dataclass
 class AnalysisConfig(Validated):
-    samples: int = 64
+    samples: int = field(default=64, metadata={"help": "number of utterances/images"})
     batch_size: int = 32
     split: str = "validation"
 
@@ -177,8 +195,8 @@ class GridConfig(Validated):
     """What an experiment varies: strategies x seeds (each pair once); a strategy is any name in
     :data:`~spectralkd_tutorial.analysis.selection.STRATEGY_REGISTRY`, built-in or registered later."""
 
-    strategies: tuple[str, ...] = ABLATION_STRATEGIES
-    seeds: tuple[int, ...] = (0, 1, 2)
+    strategies: tuple[str, ...] = field(default=ABLATION_STRATEGIES, metadata={"help": "layer-selection strategies"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: one run per strategy and seed"})
     dynamics_samples: int = 64
 
     def validate(self) -> None:
@@ -201,13 +219,21 @@ class RuntimeConfig(Validated):
     """Where and how a run executes; none of it changes what a run computes beyond rounding (only
     ``mixed_precision`` and a grid's ``teacher_cache_dtype`` are part of a run directory's fingerprint)."""
 
-    device: str = "auto"  # one process: auto | cpu | cuda | cuda:N (a launcher places each process itself)
-    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the GPU has it, else fp16)
+    device: str = field(default="auto", metadata={  # one process (a launcher places each process itself)
+        "help": "auto (default), cpu, cuda, cuda:N"})
+    mixed_precision: str = field(default="no", metadata={"choices": MIXED_PRECISION, "help": "GPU mixed precision: "
+                                 "bf16, fp16, auto (bf16 where supported, else fp16) or no"})
     progress: bool = True
-    report_to: str = "none"  # none | tensorboard (accelerate's trackers, in <run>/tensorboard)
-    teacher_cache: str = "auto"  # auto (disk under the run directory, else memory) | memory | disk | off (online)
-    teacher_cache_dtype: str = "float16"  # float16 | bfloat16 | float32
-    teacher_cache_budget: float | None = None  # GB; None: TEACHER_CACHE_BUDGET_DEFAULT
+    report_to: str = field(default="none", metadata={  # accelerate's trackers, in <run>/tensorboard
+        "choices": REPORT_TO, "help": "also log losses, learning rate, metrics and layer intensities to "
+                                      "OUT/.../tensorboard"})
+    teacher_cache: str = field(default="auto", metadata={"choices": TEACHER_CACHE, "help": "where the grid keeps the "
+                               "teacher's outputs (auto: on disk under --out; off: run it online)"})
+    teacher_cache_dtype: str = field(default="float16", metadata={"choices": TEACHER_CACHE_DTYPES, "help": "precision "
+                                     "the teacher cache stores hidden states in (default: float16)"})
+    teacher_cache_budget: float | None = field(default=None, metadata={  # None: TEACHER_CACHE_BUDGET_DEFAULT
+        "metavar": "GB", "help": "largest teacher cache; above it the teacher runs online (default: "
+                                 f"{TEACHER_CACHE_BUDGET_DEFAULT})"})
 
     def validate(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:

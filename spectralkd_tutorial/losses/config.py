@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..common.validated import Validated
 from .registry import FEATURE_LOSS_REGISTRY, get_feature_loss
@@ -41,10 +41,11 @@ class DistillationLossConfig(Validated):
     teacher's is ``teacher.train.label_smoothing``; ``student.train.label_smoothing`` is refused).
     """
 
-    alpha: float = 0.5
-    temperature: float = 2.0
-    beta: float = 1.0
-    feature_loss: str = "spectral"
+    alpha: float = field(default=0.5, metadata={"help": "weight of KD vs CE"})  # --alpha (see config.sections)
+    temperature: float = field(default=2.0, metadata={"help": "softmax temperature T"})
+    beta: float = field(default=1.0, metadata={"help": "weight of the feature loss"})
+    feature_loss: str = field(default="spectral", metadata={"help": "spectral, mse, projection, spectral-projection "
+                              "(token by token), pooled-spectral (per sentence: any student tokenizer), none"})
     label_smoothing: float = 0.0
 
     def validate(self) -> None:

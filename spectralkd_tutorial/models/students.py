@@ -50,7 +50,7 @@ def build_student(student: StudentConfig, teacher: nn.Module, intensities: Seque
         init = select_layers(student.init, k, num_blocks(teacher), intensities, seed=seed, rms=rms)
         return InitialStudent(student_from_teacher(teacher, init.teacher_layers), init=init)
     if label_names is None:
-        raise ValueError(f"student.model={student.model!r} is a pretrained model: build_student needs the data's "
-                         "label_names to make its classifier head")
+        raise ValueError(f"student.model={student.model!r}: build_student makes layers:K and random:KxH students; "
+                         "a pretrained student needs label_names= (the data's labels) for its classifier head")
     model, tokenizer = load_classifier(student.model, label_names, seed=seed)
     return InitialStudent(model, tokenizer)

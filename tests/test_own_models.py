@@ -111,7 +111,7 @@ def test_family_as_teacher_and_as_layers_student(family, dataset, tokenizers, tm
     teacher_profile = profile(teacher, tokenizer, texts, max_length=24, progress=False)
     assert len(teacher_profile.intensities) == 5 and all(math.isfinite(v) for v in teacher_profile.intensities)
     config = one_step_config()
-    student, init = build_student(config, teacher, teacher_profile.intensities)
+    student, _, init = build_student(config.student, teacher, teacher_profile.intensities)
     assert init.teacher_layers == [2, 4] and num_blocks(student) == 2 and type(student) is type(teacher)
     for i, layer in enumerate(init.teacher_layers):  # student block i is a copy of teacher block init[i]
         for (name, value), (_, original) in zip(encoder_blocks(student)[i].state_dict().items(),
@@ -147,7 +147,7 @@ def test_minilm_teacher_and_layers_student(dataset, tmp_path):
     config = one_step_config().replace(**{"student.model": "layers:2", "student.train.learning_rate": 1e-4})
     texts = dataset.validation.texts[:4]
     teacher_profile = profile(teacher, tokenizer, texts, max_length=24, progress=False)
-    student, init = build_student(config, teacher, teacher_profile.intensities)
+    student, _, init = build_student(config.student, teacher, teacher_profile.intensities)
     assert init.teacher_layers == [3, 6]
     distil_one_step(teacher, tokenizer, dataset, config, student,
                     choose_layers("spectral-ends", 2, 6, teacher_profile.intensities))

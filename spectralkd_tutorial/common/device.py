@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -19,6 +20,16 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"device={name!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
     check_available(device)
     return device
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
+    """A human-readable name of the device latency was measured on."""
+    device = resolve_device("auto") if device is None else torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine() or "CPU"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def check_available(device: str | torch.device) -> None:

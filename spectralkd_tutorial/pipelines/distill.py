@@ -32,21 +32,18 @@ from torch import nn
 
 from ..config.sections import RunConfig
 from ..config.files import paths_relative_to, to_toml
-from ..common.device import resolve_device
+from ..common.device import describe_device, resolve_device
 from ..common.distributed import is_main_process, on_main
 from ..engine.run_store import RunStore
 from ..data import IntentDataset
-from .end_to_end.report import describe_device
-from .experiment import teacher_profile
 from ..common.io import atomic_write_text, save_pretrained_atomic
 from ..losses import check_feature_loss_tokenization, same_tokenization
 from ..common.metrics import headline
 from .model_card import disk_size, latency_profile, model_card_markdown, retained
-from ..models.loading import (count_parameters, hidden_width, load_classifier, load_model_dir, model_directory,
-    num_blocks)
+from ..models.loading import count_parameters, hidden_width, load_model_dir, model_directory, num_blocks
 from ..analysis.selection import LayerMapping
-from .steps import (TeacherResult, build_student, check_out_is_not_teacher, check_student, choose_layers,
-    data_settings, distil_student, load_data, train_teacher)
+from .steps import (InitialStudent, TeacherResult, build_student, check_out_is_not_teacher, check_student,
+    choose_layers, data_settings, distil_student, load_data, teacher_profile, train_teacher)
 
 DEFAULT_STRATEGY = "spectral-ends"
 TOKENIZER_SAMPLES = 64
@@ -205,17 +202,17 @@ def add_serving(store: RunStore, record: dict[str, Any], config_toml: str, teach
 # ---------------------------------------------------------------------------------------------
 
 def make_student(config: RunConfig, teacher: TeacherResult, dataset: IntentDataset, intensities, *,
-                 seed: int = 0, rms=None) -> tuple[nn.Module, Any, LayerMapping | None]:
-    """``(student, tokenizer, init mapping)``: ``layers:K`` / ``random:KxH`` from the teacher (the
-    teacher's tokenizer), or a smaller pretrained model whose classifier head is made for the data's
-    labels: the teacher's tokenizer when both tokenize the training texts alike, else its own."""
-    if config.student.num_layers is not None:
-        student, init = build_student(config, teacher.model, intensities, rms=rms)
-        return student, teacher.tokenizer, init
-    student, tokenizer = load_classifier(config.student.model, dataset.label_names, seed=seed)
-    if same_tokenization(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES]):
-        return student, teacher.tokenizer, None
-    return student, tokenizer, None
+                 seed: int = 0, rms=None) -> InitialStudent:
+    """``(student, tokenizer, init mapping)`` from the one ``build_student``: ``layers:K`` / ``random:KxH``
+    from the teacher (the teacher's tokenizer; seed 0, as every student of a grid starts), or a smaller
+    pretrained model whose classifier head is made for the data's labels (``seed``): the teacher's
+    tokenizer when both tokenize the training texts alike, else its own."""
+    pretrained = config.student.num_layers is None
+    student, tokenizer, init = build_student(config.student, teacher.model, intensities, rms=rms,
+                                             seed=seed if pretrained else 0, label_names=dataset.label_names)
+    if tokenizer is None or same_tokenization(teacher.tokenizer, tokenizer, dataset.train.texts[:TOKENIZER_SAMPLES]):
+        tokenizer = teacher.tokenizer
+    return InitialStudent(student, tokenizer, init)
 
 
 def alignment_record(shared: bool, loss: str, mapping: LayerMapping) -> dict[str, Any]:

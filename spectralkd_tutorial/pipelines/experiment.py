@@ -37,7 +37,7 @@ from ..analysis.selection import SPECTRAL_STRATEGIES, LayerMapping, all_mappings
 from ..analysis.spectral import SpectralProfile
 from ..analysis.stats import PRACTICAL_THRESHOLD, pair_by_seed, paired_difference
 from .steps import (TeacherResult, build_student, build_teacher_cache, check_out_is_not_teacher, check_student,
-    data_settings, distil_student, load_data, profile_with_config, train_teacher, write_profile)
+    data_settings, distil_student, load_data, teacher_profile, train_teacher)
 
 METRICS = ("in_scope_accuracy", "oos_recall", "overall_accuracy", "accuracy", "macro_f1")
 PUBLISHED_FILES = ("results.md", "results.json", "ablation.png", "dynamics.png", "mappings.png",
@@ -203,19 +203,6 @@ def recorded_config(config: RunConfig, out_dir: str | os.PathLike) -> RunConfig:
     return config.replace(**{"grid.strategies": strategies, "grid.seeds": seeds})
 
 
-def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset,
-                    config: RunConfig) -> SpectralProfile:
-    """The teacher's profile, reused only if derived from this very teacher and analysis settings."""
-    source = f"{teacher.fingerprint}:{asdict(config.analysis)}:{config.data.max_length}"
-    cached = store.read_derived("teacher_intensity.json", source)
-    if cached is not None and cached.get("rms") is not None:  # profiles saved before RMS was recorded: redo
-        return SpectralProfile.from_dict(cached)
-    profile = profile_with_config(teacher.model, teacher.tokenizer, dataset, config, model_name="teacher (fine-tuned)")
-    write_profile(profile, store.root, stem="teacher_intensity")
-    store.write_derived("teacher_intensity.json", profile.to_dict(), source)
-    return profile
-
-
 def previous_runs(store: RunStore) -> list[dict[str, Any]]:
     """The finished runs of earlier calls: ``results.json``'s list or, when that file is truncated or
     corrupt, the runs rebuilt from their own directories (``runs/*/metrics.json``), so none is lost."""
@@ -258,7 +245,8 @@ class Grid:
         self.config, self.store, self.teacher, self.dataset, self.profile = config, store, teacher, dataset, profile
         self.keep_checkpoints = keep_checkpoints
         self.total = num_blocks(teacher.model)
-        self.initial_student, self.init_mapping = build_student(config, teacher.model, profile.intensities, rms=profile.rms)
+        self.initial_student, _, self.init_mapping = build_student(config.student, teacher.model, profile.intensities,
+                                                                   rms=profile.rms)
         self.k = config.student.num_layers
         self.mappings = all_mappings(self.k, self.total, profile.intensities, config.grid.strategies, seed=0,
                                      rms=profile.rms)

@@ -34,13 +34,15 @@ from ..common.errors import UsageError
 from ..engine.training import Distillation, TrainResult, fit
 from ..data import IntentDataset, load_dataset
 from ..data.assemble import require_every_split
-from ..models.loading import (TINY_NAMES, check_max_length, fetch_model_dir, load_classifier, load_model_dir,
-    model_blocks, model_directory, num_blocks, resolve_model_source, student_from_config, student_from_teacher)
+from ..models.loading import (TINY_NAMES, check_max_length, count_parameters, fetch_model_dir, hidden_width,
+    load_classifier, load_model_dir, model_blocks, model_directory, num_blocks, resolve_model_source)
+from ..models.students import InitialStudent, build_student
 from ..analysis.selection import LayerMapping, select_layers
 from ..analysis.spectral import SpectralProfile, profile_model
 
-__all__ = ["TeacherResult", "StudentResult", "load_data", "train_teacher", "profile", "choose_layers",
-           "build_student", "distil_student", "evaluate", "analysis_texts", "write_profile", "teacher_settings", "model_fingerprint"]
+__all__ = ["TeacherResult", "StudentResult", "InitialStudent", "load_data", "train_teacher", "profile",
+           "choose_layers", "teacher_profile", "build_student", "distil_student", "evaluate", "analysis_texts",
+           "write_profile", "teacher_settings", "model_fingerprint"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +105,8 @@ def analysis_texts(dataset: IntentDataset, n: int, split: str = "validation") ->
 
 @dataclass
 class TeacherResult:
-    """A fine-tuned teacher, its metrics, and the fingerprint that names it."""
+    """A fine-tuned teacher, its metrics, and the fingerprint that names it; ``report``: what a
+    pipeline measured about it for its report (chapter 5: name, source, latency, device)."""
 
     model: nn.Module
     tokenizer: Any
@@ -111,10 +114,23 @@ class TeacherResult:
     fingerprint: str
     directory: Path | None = None
     seconds: float = 0.0
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def test(self) -> dict[str, float]:
         return self.metrics["test"]
+
+    @property
+    def blocks(self) -> int:
+        return num_blocks(self.model)
+
+    @property
+    def width(self) -> int:
+        return hidden_width(self.model)
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
 
 
 def teacher_settings(config: RunConfig, seed: int = 0) -> dict[str, Any]:
@@ -252,6 +268,20 @@ def write_profile(profile: SpectralProfile, out_dir: str | os.PathLike, *, stem:
     return json_path, png_path
 
 
+def teacher_profile(store: RunStore, teacher: TeacherResult, dataset: IntentDataset, config: RunConfig, *,
+                    stem: str = "teacher_intensity", model_name: str = "teacher (fine-tuned)") -> SpectralProfile:
+    """The teacher's profile (``<stem>.json/png`` in ``store``), reused only if derived from this very
+    teacher and analysis settings."""
+    source = f"{teacher.fingerprint}:{asdict(config.analysis)}:{config.data.max_length}"
+    cached = store.read_derived(f"{stem}.json", source)
+    if cached is not None and cached.get("rms") is not None:  # profiles saved before RMS was recorded: redo
+        return SpectralProfile.from_dict(cached)
+    profile = profile_with_config(teacher.model, teacher.tokenizer, dataset, config, model_name=model_name)
+    write_profile(profile, store.root, stem=stem)
+    store.write_derived(f"{stem}.json", profile.to_dict(), source)
+    return profile
+
+
 def choose_layers(strategy: str, num_student_layers: int, num_teacher_layers: int,
                   intensities: Sequence[float] | None = None, *, seed: int = 0,
                   rms: Sequence[float] | None = None) -> LayerMapping:
@@ -266,15 +296,19 @@ def choose_layers(strategy: str, num_student_layers: int, num_teacher_layers: in
 
 @dataclass
 class StudentResult:
-    """One distilled student: its mapping, metrics, history and the model itself."""
+    """One distilled student: its mapping, metrics, history, the model itself, the learned
+    projections its loss trained (training only; ``None`` when the loss has none), and ``report``:
+    what a pipeline measured about it for its report (chapter 5: the summary row)."""
 
-    mapping: LayerMapping
+    mapping: LayerMapping | None
     seed: int
     metrics: dict[str, dict[str, float]]
     history: list[dict[str, Any]] = field(default_factory=list)
     dynamics: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     model: nn.Module | None = None
+    projections: nn.Module | None = None
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def test(self) -> dict[str, float]:
@@ -301,25 +335,6 @@ def check_student(config: RunConfig) -> None:
             raise UsageError(f"student.model: {error}") from None
 
 
-def build_student(config: RunConfig, teacher: nn.Module, intensities: Sequence[float] | None = None,
-                  *, rms: Sequence[float] | None = None) -> tuple[nn.Module, LayerMapping | None]:
-    """The initial student and, for ``layers:K``, the mapping that chose the K teacher blocks it copies.
-
-    ``random:KxH``: K randomly initialised blocks, H wide, of the teacher's family (seed 0), with the
-    teacher's tokenizer; the teacher's channels are pooled (or projected) to H by the loss.
-    """
-    shape = config.student.random_shape
-    if shape is not None:
-        blocks, width = shape
-        return student_from_config(teacher, num_layers=blocks, hidden_size=width, seed=0), None
-    k = config.student.copied_layers
-    if k is None:
-        raise ValueError(f"student.model={config.student.model!r}: build_student makes layers:K and random:KxH "
-                         "students; load a pretrained student with models.load_classifier")
-    init = choose_layers(config.student.init, k, num_blocks(teacher), intensities, rms=rms)
-    return student_from_teacher(teacher, init.teacher_layers), init
-
-
 def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: IntentDataset, student: nn.Module,
                    mapping: LayerMapping, *, seed: int = 0, store: RunStore | None = None,
                    cache: TeacherCache | None = None, description: str = "student",
@@ -336,7 +351,8 @@ def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: In
     result = fit(student, tokenizer, dataset, config.student.train, seed=seed, max_length=config.data.max_length,
                  runtime=config.runtime, distillation=distillation, store=store,
                  dynamics_samples=config.grid.dynamics_samples, save_model=save_model, description=description)
-    return StudentResult(mapping, seed, result.metrics, result.history, result.dynamics, result.seconds, student)
+    return StudentResult(mapping, seed, result.metrics, result.history, result.dynamics, result.seconds, student,
+                         distillation.projections)
 
 
 def build_teacher_cache(teacher: nn.Module, tokenizer, dataset: IntentDataset, layers: Sequence[int],

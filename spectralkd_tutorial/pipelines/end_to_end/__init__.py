@@ -1,9 +1,11 @@
 """Chapter 5: RoBERTa-large end to end — teacher, spectral analysis, layer choice, students, model card.
 
 One code path, three sizes. :class:`EndToEndPlan` says *which* models play which part (data, not
-code, ``plan``); :class:`EndToEnd` performs the steps with the shared ``steps`` and one
-:class:`~spectralkd_tutorial.core.run_store.RunStore` per directory (``runner``); each writes its
-results under ``out`` and, run again, reuses them; ``report`` turns the results into the model card:
+code, ``plan``); :class:`EndToEnd` performs the steps with the shared ``steps`` (the teacher, the
+profile, ``build_student``, ``distil_student``) and one
+:class:`~spectralkd_tutorial.engine.run_store.RunStore` per directory (``runner``); each writes its
+results under ``out`` and, run again, reuses them; ``model_card.end_to_end_card_markdown`` turns the
+results into the model card and ``report`` draws the figures:
 
     1. teacher      ``steps.train_teacher`` (checkpoints, resume; bf16 autocast on a GPU, FFT losses
                     in float32)                                         -> out/teacher/model, metrics.json
@@ -25,10 +27,10 @@ Layer numbering: layer 0 = embedding output; layer l (1..L) = output of transfor
 
 from __future__ import annotations
 
-from .outcomes import LayerChoice, StudentOutcome, TeacherOutcome
+from .outcomes import LayerChoice, student_report
 from .plan import (BLOG_LAYERS, PLANS, EndToEndPlan, ModelSource, StudentRun, blog_comparison, format_layers,
     plan_for_preset)
-from .report import describe_device, mapping_figure, model_card_markdown, plot_tradeoff
+from .report import mapping_figure, plot_tradeoff
 from .runner import EndToEnd, end_to_end_settings, run_end_to_end
 
 __all__ = [
@@ -42,12 +44,9 @@ __all__ = [
     "run_end_to_end",
     "blog_comparison",
     "format_layers",
-    "describe_device",
-    "model_card_markdown",
     "plot_tradeoff",
     "mapping_figure",
     "end_to_end_settings",
-    "TeacherOutcome",
     "LayerChoice",
-    "StudentOutcome",
+    "student_report",
 ]

@@ -1,52 +1,25 @@
-"""What the chapter-5 steps return: the teacher, the layer choice, one distilled student.
+"""What the chapter-5 steps return beyond the shared steps' results: the layer choice, and the
+report of one distilled student.
 
-Each is a small dataclass; ``to_dict`` gives the plain data that ``summary.json`` and the model card
-are made of (the same keys, in the same order, as before the steps were shared).
+The teacher and the students are the steps' :class:`~spectralkd_tutorial.pipelines.steps.TeacherResult`
+and :class:`~spectralkd_tutorial.pipelines.steps.StudentResult`; their ``report`` holds the plain data
+that ``summary.json`` and the model card are made of (``student_report`` makes a student's row).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch import nn
 
-from ...common.metrics import headline
 from ...analysis.selection import LayerMapping, select_layers
+from ...models.loading import count_parameters, hidden_width, num_blocks
+from ..model_card import format_count, retained
+from ..steps import StudentResult, TeacherResult
 from .plan import ModelSource, StudentRun
-from .report import format_parameters
 
-__all__ = ["TeacherOutcome", "LayerChoice", "StudentOutcome"]
-
-
-@dataclass
-class TeacherOutcome:
-    """The fine-tuned teacher, what it is, how it scores, and how fast it answers."""
-
-    model: nn.Module
-    tokenizer: Any
-    fingerprint: str
-    name: str
-    source: str
-    blocks: int
-    width: int
-    parameters: int
-    metrics: dict[str, dict[str, float]]
-    latency_ms: float
-    device: str
-    seconds: float = 0.0
-    directory: Path | None = None
-
-    RECORD = ("name", "source", "blocks", "width", "parameters", "metrics", "latency_ms", "device", "seconds")
-
-    @property
-    def test(self) -> dict[str, float]:
-        return self.metrics["test"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The teacher's entry of ``summary.json`` (no model)."""
-        return {key: getattr(self, key) for key in self.RECORD}
+__all__ = ["LayerChoice", "student_report", "student_record", "result_from_record", "width_handling"]
 
 
 @dataclass
@@ -77,85 +50,47 @@ class LayerChoice:
                 "convention": self.convention, "intensities": self.intensities}
 
 
-@dataclass
-class StudentOutcome:
-    """One distilled student: which run, its shape, its layers, its scores, size and speed."""
+def width_handling(feature_loss: str, width: int, teacher_width: int, projection_parameters: int) -> str:
+    """How the feature loss bridges the widths (or that it compares no hidden states)."""
+    if feature_loss == "none":
+        return "logits only (no hidden states compared)"
+    if feature_loss in ("projection", "spectral-projection"):
+        return (f"learned projection {width}->{teacher_width} "
+                f"({format_count(projection_parameters)} training-only parameters)")
+    if width < teacher_width:
+        return f"teacher channels average-pooled {teacher_width}->{width} (parameter-free)"
+    return "same width (no pooling needed)"
 
-    run: StudentRun
-    source: ModelSource
-    blocks: int
-    width: int
-    teacher_width: int
-    mapping: LayerMapping | None
-    init_layers: list[int] | None
-    parameters: int
-    projection_parameters: int
-    metrics: dict[str, dict[str, float]]
-    retained: float
-    latency_ms: float
-    device: str
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def name(self) -> str:
-        return self.run.name
+def student_report(run: StudentRun, source: ModelSource, model: nn.Module, result: StudentResult,
+                   teacher: TeacherResult, init: LayerMapping | None, *, latency_ms: float,
+                   device: str) -> dict[str, Any]:
+    """The student's row of ``summary.json`` (``speedup`` is added by the summary)."""
+    mapping = None if run.strategy == "none" else result.mapping
+    projection_parameters = count_parameters(result.projections) if result.projections is not None else 0
+    width, teacher_width = hidden_width(model), teacher.width
+    return {
+        "name": run.name, "label": run.label, "student": run.student, "source": source.describe(),
+        "strategy": run.strategy, "feature_loss": run.feature_loss, "blocks": num_blocks(model), "width": width,
+        "teacher_width": teacher_width, "width_mismatch": width != teacher_width,
+        "width_handling": width_handling(run.feature_loss, width, teacher_width, projection_parameters),
+        "mapping": mapping.to_dict() if mapping is not None else None,
+        "teacher_layers": mapping.teacher_layers if mapping is not None else [],
+        "init_layers": init.teacher_layers if init is not None else None, "parameters": count_parameters(model),
+        "projection_parameters": projection_parameters, "metrics": result.metrics,
+        "retained": retained(result.test, teacher.test), "latency_ms": latency_ms, "device": device,
+        "seconds": result.seconds,
+    }
 
-    @property
-    def test(self) -> dict[str, float]:
-        return self.metrics["test"]
 
-    @property
-    def teacher_layers(self) -> list[int]:
-        return self.mapping.teacher_layers if self.mapping is not None else []
+def student_record(result: StudentResult, run: StudentRun, source: ModelSource) -> dict[str, Any]:
+    """``students/<run>/result.json``: the row, the history, and the run and source definitions."""
+    return {**result.report, "history": result.history, "run": asdict(run), "source_spec": asdict(source)}
 
-    @property
-    def width_mismatch(self) -> bool:
-        return self.width != self.teacher_width
 
-    @property
-    def width_handling(self) -> str:
-        """How the feature loss bridges the widths (or that it compares no hidden states)."""
-        if self.run.feature_loss == "none":
-            return "logits only (no hidden states compared)"
-        if self.run.feature_loss in ("projection", "spectral-projection"):
-            return (f"learned projection {self.width}->{self.teacher_width} "
-                    f"({format_parameters(self.projection_parameters)} training-only parameters)")
-        if self.width < self.teacher_width:
-            return f"teacher channels average-pooled {self.teacher_width}->{self.width} (parameter-free)"
-        return "same width (no pooling needed)"
-
-    def speedup(self, teacher_latency_ms: float) -> float:
-        return teacher_latency_ms / self.latency_ms if self.latency_ms else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The student's row of ``summary.json`` (without history; ``speedup`` is added by the summary)."""
-        return {
-            "name": self.run.name, "label": self.run.label, "student": self.run.student,
-            "source": self.source.describe(), "strategy": self.run.strategy, "feature_loss": self.run.feature_loss,
-            "blocks": self.blocks, "width": self.width, "teacher_width": self.teacher_width,
-            "width_mismatch": self.width_mismatch, "width_handling": self.width_handling,
-            "mapping": self.mapping.to_dict() if self.mapping is not None else None,
-            "teacher_layers": self.teacher_layers, "init_layers": self.init_layers, "parameters": self.parameters,
-            "projection_parameters": self.projection_parameters, "metrics": self.metrics, "retained": self.retained,
-            "latency_ms": self.latency_ms, "device": self.device, "seconds": self.seconds,
-        }
-
-    def to_record(self) -> dict[str, Any]:
-        """``students/<run>/result.json``: the row, the history, and the run and source definitions."""
-        return {**self.to_dict(), "history": self.history, "run": asdict(self.run), "source_spec": asdict(self.source)}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "StudentOutcome":
-        mapping = record.get("mapping")
-        return cls(run=StudentRun(**record["run"]), source=ModelSource(**record["source_spec"]),
-                   blocks=record["blocks"], width=record["width"], teacher_width=record["teacher_width"],
-                   mapping=LayerMapping.from_dict(mapping) if mapping else None, init_layers=record["init_layers"],
-                   parameters=record["parameters"], projection_parameters=record["projection_parameters"],
-                   metrics=record["metrics"], retained=record["retained"], latency_ms=record["latency_ms"],
-                   device=record["device"], seconds=record["seconds"], history=record.get("history", []))
-
-    @property
-    def headline(self) -> float:
-        """In-scope accuracy where there is an out-of-scope class, else accuracy (test split)."""
-        return headline(self.test)
+def result_from_record(record: dict[str, Any], seed: int) -> StudentResult:
+    """The finished student of ``result.json`` (without its model: ``EndToEnd.load_student`` loads it)."""
+    mapping = record.get("mapping")
+    report = {key: value for key, value in record.items() if key not in ("history", "run", "source_spec")}
+    return StudentResult(LayerMapping.from_dict(mapping) if mapping else None, seed, record["metrics"],
+                         record.get("history", []), seconds=record["seconds"], report=report)

@@ -20,6 +20,7 @@ from ...config.sections import RunConfig
 from ...losses import FEATURE_LOSSES
 from ...config.presets import MINILM_HUB_NAME
 from ...analysis.selection import STRATEGIES
+from ..model_card import format_layers
 
 __all__ = ["BLOG_LAYERS", "ModelSource", "StudentRun", "EndToEndPlan", "PLANS", "plan_for_preset",
            "blog_comparison", "format_layers"]
@@ -44,7 +45,10 @@ class ModelSource:
       * ``"from-teacher"`` ``num_layers`` teacher blocks chosen by ``init_strategy`` copied into a student
                            (``models.student_from_teacher``; DistilBERT-style, teacher width).
       * ``"config"``       a randomly initialised student of the teacher's family, ``num_layers`` x
-                           ``hidden_size`` (``models.student_from_config``; same tokenizer).
+                           ``hidden_size`` (student ``random:KxH``: ``hidden_size // 64`` heads, at least
+                           one; same tokenizer).
+
+    Students are built by ``models.students.build_student`` (``EndToEnd.student_config`` says how).
 
     ``num_layers`` / ``hidden_size`` are what the source has (hub: what it is expected to have; the
     summary records what was actually loaded).
@@ -68,6 +72,10 @@ class ModelSource:
             raise ValueError(f"ModelSource {self.name!r}: kind {self.kind!r} needs num_layers")
         if self.kind in ("tiny", "config") and not self.hidden_size:
             raise ValueError(f"ModelSource {self.name!r}: kind {self.kind!r} needs hidden_size")
+        if self.kind == "config" and self.num_heads not in (None, max(1, self.hidden_size // 64)):
+            raise ValueError(f"ModelSource {self.name!r}: a 'config' student of width {self.hidden_size} has "
+                             f"{max(1, self.hidden_size // 64)} attention heads (hidden_size // 64); leave num_heads "
+                             "unset")
         if self.kind == "from-teacher" and (self.init_strategy not in STRATEGIES or self.init_strategy == "none"):
             raise ValueError(f"ModelSource {self.name!r}: init_strategy={self.init_strategy!r} must be a layer "
                              f"selection strategy other than 'none' ({STRATEGIES})")
@@ -257,22 +265,6 @@ def plan_for_preset(preset: RunConfig | str) -> EndToEndPlan:
 # ---------------------------------------------------------------------------------------------
 # Layers, and the blog's choice
 # ---------------------------------------------------------------------------------------------
-
-def format_layers(layers: Sequence[int]) -> str:
-    """``[1, 2, 3, 5, 21, 22]`` -> ``"1-3, 5, 21-22"``."""
-    values = sorted(int(v) for v in layers)
-    if not values:
-        return "none"
-    parts, start, prev = [], values[0], values[0]
-    for v in values[1:] + [None]:  # type: ignore[operator]
-        if v is not None and v == prev + 1:
-            prev = v
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if v is not None:
-            start = prev = v
-    return ", ".join(parts)
-
 
 def blog_comparison(chosen: Sequence[int], teacher_blocks: int, blog_layers: Sequence[int] = BLOG_LAYERS) -> dict[str, Any]:
     """Our chosen teacher layers next to the blog's 1-9 + 21-23 (a 12-layer student of 24-block RoBERTa-large).

@@ -1,8 +1,9 @@
 """Chapter 5 on the shared steps: teacher -> profile -> layer choice -> students -> model card.
 
 :class:`EndToEnd` knows *where* it works (config, plan, directory, data, device, log) and keeps no
-results: each step returns one (:class:`TeacherOutcome`, :class:`SpectralProfile`,
-:class:`LayerChoice`, :class:`StudentOutcome`) and the next step takes it. Every directory is a
+results: each step returns one (the steps' :class:`TeacherResult`, :class:`SpectralProfile`,
+:class:`LayerChoice`, the steps' :class:`StudentResult`) and the next step takes it; the students are
+built by the one ``build_student`` and distilled by ``steps.distil_student``. Every directory is a
 :class:`RunStore`: ``out`` (kind ``end-to-end``), ``out/teacher`` (``steps.train_teacher``'s store)
 and ``out/students/<run>`` (a child of ``out``), so a finished step is reused, an interrupted one
 resumes from its checkpoint, and a directory written with other settings is refused.
@@ -22,22 +23,23 @@ import torch
 from torch import nn
 
 from .. import steps
-from ...config.sections import RunConfig, TrainConfig
-from ...common.device import resolve_device
+from ...config.sections import RunConfig, StudentConfig
+from ...common.device import describe_device, resolve_device
 from ...common.distributed import is_main_process
 from ...engine.run_store import RunStore
-from ...engine.training import Distillation, fit
 from ...data import IntentDataset
 from ...common.errors import RunDirectoryError
 from ...common.io import atomic_write_text
 from ...losses import check_tokenizers_compatible
 from ...common.metrics import headline
-from ...models.loading import (count_parameters, hidden_width, load_classifier, measure_latency, num_blocks,
-    quiet_transformers, student_from_config, student_from_teacher)
+from ...models.loading import hidden_width, measure_latency, num_blocks, quiet_transformers
+from ...models.students import InitialStudent, build_student
 from ...analysis.spectral import LAYER_CONVENTION, SpectralProfile
-from .outcomes import LayerChoice, StudentOutcome, TeacherOutcome
+from ..model_card import end_to_end_card_markdown, format_count, format_percent
+from ..steps import StudentResult, TeacherResult
+from .outcomes import LayerChoice, result_from_record, student_record, student_report
 from .plan import EndToEndPlan, ModelSource, StudentRun, blog_comparison, format_layers, plan_for_preset
-from .report import describe_device, format_parameters, format_percent, mapping_figure, model_card_markdown
+from .report import mapping_figure
 
 __all__ = ["EndToEnd", "run_end_to_end", "end_to_end_settings", "echo"]
 
@@ -146,9 +148,22 @@ class EndToEnd:
             changes["teacher.train.checkpoint_every"] = self.plan.checkpoint_every
         return self.config.replace(**changes)
 
-    def student_train_config(self) -> TrainConfig:
-        train = self.config.student.train
-        return replace(train, checkpoint_every=self.plan.checkpoint_every) if self.plan.checkpoint_every else train
+    def run_config(self, run: StudentRun) -> RunConfig:
+        """The config ``steps.distil_student`` trains ``run`` with: the run's feature loss, the plan's
+        checkpoint interval, no dynamics profiling."""
+        changes: dict[str, Any] = {"loss.feature_loss": run.feature_loss, "grid.dynamics_samples": 0}
+        if self.plan.checkpoint_every:
+            changes["student.train.checkpoint_every"] = self.plan.checkpoint_every
+        return self.config.replace(**changes)
+
+    def student_config(self, source: ModelSource) -> StudentConfig:
+        """The plan's student ``source`` as the ``StudentConfig`` the one ``build_student`` reads."""
+        if source.kind == "from-teacher":
+            return StudentConfig(model=f"layers:{source.num_layers}", init=source.init_strategy)
+        if source.kind == "config":
+            return StudentConfig(model=f"random:{source.num_layers}x{source.hidden_size}")
+        ref = self._tiny_source(source, tokenizer_from=self.teacher_source()) if source.kind == "tiny" else source.ref
+        return StudentConfig(model=str(ref))
 
     def teacher_source(self) -> str:
         """What the teacher is loaded from: a hub name or a directory (a tiny one is built first)."""
@@ -175,7 +190,7 @@ class EndToEnd:
 
     # -- 1. teacher ------------------------------------------------------------------------------
 
-    def train_teacher(self) -> TeacherOutcome:
+    def train_teacher(self) -> TeacherResult:
         """Fine-tune the plan's teacher (or reuse it): ``out/teacher/{model, metrics.json, result.json}``."""
         start = time.perf_counter()
         with self.session():
@@ -188,32 +203,24 @@ class EndToEnd:
                 record = store.read_derived("result.json", source)
                 if record is None:
                     record = {"name": self.plan.teacher.name, "source": self.plan.teacher.describe(),
-                              "blocks": num_blocks(trained.model), "width": hidden_width(trained.model),
-                              "parameters": count_parameters(trained.model), "metrics": trained.metrics,
+                              "blocks": trained.blocks, "width": trained.width, "parameters": trained.parameters,
+                              "metrics": trained.metrics,
                               "latency_ms": self._latency(trained.model, trained.tokenizer),
                               "device": describe_device(self.device), "seconds": trained.seconds}
                     store.write_derived("result.json", record, source)
-        teacher = TeacherOutcome(trained.model, trained.tokenizer, trained.fingerprint, directory=trained.directory,
-                                 **record)
-        self.log(f"[teacher] {teacher.blocks} blocks x {teacher.width}, {format_parameters(teacher.parameters)} "
+        teacher = replace(trained, report=record)
+        self.log(f"[teacher] {teacher.blocks} blocks x {teacher.width}, {format_count(teacher.parameters)} "
                  f"parameters; test in-scope/overall {format_percent(teacher.test.get('in_scope_accuracy'))}/"
                  f"{format_percent(teacher.test['accuracy'])}% ({time.perf_counter() - start:.0f} s)")
         return teacher
 
     # -- 2. spectral profile ---------------------------------------------------------------------
 
-    def profile(self, teacher: TeacherOutcome) -> SpectralProfile:
+    def profile(self, teacher: TeacherResult) -> SpectralProfile:
         """Per-layer spectral intensities of the fine-tuned teacher: ``out/teacher/intensity.json/png``."""
         with self._teacher_store() as store:
-            source = f"{teacher.fingerprint}:{asdict(self.config.analysis)}:{self.config.data.max_length}"
-            cached = store.read_derived("intensity.json", source)
-            if cached is not None:
-                profile = SpectralProfile.from_dict(cached)
-            else:
-                profile = steps.profile_with_config(teacher.model, teacher.tokenizer, self.dataset, self.config,
-                                                    model_name=f"{teacher.name} (fine-tuned)")
-                steps.write_profile(profile, store.root, stem="intensity")
-                store.write_derived("intensity.json", profile.to_dict(), source)
+            profile = steps.teacher_profile(store, teacher, self.dataset, self.config, stem="intensity",
+                                            model_name=f"{teacher.report['name']} (fine-tuned)")
         teacher.model.to(self.device)
         self.log(f"[profile] I_l over {len(profile.intensities)} layers (0 = embeddings): "
                  + " ".join(f"{v:.3g}" for v in profile.intensities))
@@ -221,7 +228,7 @@ class EndToEnd:
 
     # -- 3. layer choice -------------------------------------------------------------------------
 
-    def choose_layers(self, teacher: TeacherOutcome, profile: SpectralProfile) -> LayerChoice:
+    def choose_layers(self, teacher: TeacherResult, profile: SpectralProfile) -> LayerChoice:
         """The teacher layers every student depth aligns (``plan.selection`` beside the compared
         strategies and the blog's choice): ``out/teacher/layers.json/png``."""
         import matplotlib.pyplot as plt
@@ -252,79 +259,62 @@ class EndToEnd:
 
     # -- 4. students -----------------------------------------------------------------------------
 
-    def build_student(self, source: ModelSource | str, teacher: TeacherOutcome,
-                      choice: LayerChoice) -> tuple[nn.Module, Any]:
-        """``(model, tokenizer)`` of a student, checked to tokenise exactly like the teacher."""
+    def build_student(self, source: ModelSource | str, teacher: TeacherResult, choice: LayerChoice) -> InitialStudent:
+        """``(model, tokenizer, init)`` of a plan's student (``models.students.build_student``), checked to
+        tokenise exactly like the teacher."""
         source = self.plan.student(source) if isinstance(source, str) else source
         torch.manual_seed(self.plan.seed)
-        tokenizer = teacher.tokenizer
-        if source.kind == "from-teacher":
-            layers = choice.mapping(source.init_strategy, int(source.num_layers)).teacher_layers
-            model = student_from_teacher(teacher.model, layers)
-        elif source.kind == "config":
-            model = student_from_config(teacher.model, num_layers=int(source.num_layers),
-                                        hidden_size=source.hidden_size, num_heads=source.num_heads, seed=self.plan.seed)
-        else:
-            ref = (self._tiny_source(source, tokenizer_from=self.teacher_source())
-                   if source.kind == "tiny" else str(source.ref))
-            model, tokenizer = load_classifier(ref, self.dataset.label_names, seed=self.plan.seed)
+        model, tokenizer, init = build_student(self.student_config(source), teacher.model, choice.intensities,
+                                               seed=self.plan.seed, label_names=self.dataset.label_names)
+        tokenizer = tokenizer or teacher.tokenizer
         check_tokenizers_compatible(teacher.tokenizer, tokenizer, self.dataset.train.texts[:64])
         if model.config.num_labels != teacher.model.config.num_labels:
             raise ValueError(f"student {source.name!r} has {model.config.num_labels} labels, the teacher "
                              f"{teacher.model.config.num_labels}")
-        return model, tokenizer
+        return InitialStudent(model, tokenizer, init)
 
-    def train_student(self, run: StudentRun | str, teacher: TeacherOutcome, choice: LayerChoice) -> StudentOutcome:
+    def train_student(self, run: StudentRun | str, teacher: TeacherResult, choice: LayerChoice) -> StudentResult:
         """Distil one student (or reuse a finished one): ``out/students/<run>/{model, metrics.json, result.json}``."""
         run = self.plan.run(run) if isinstance(run, str) else run
         start = time.perf_counter()
         with self._student_store(run) as store:
             if store.exists("result.json"):
-                outcome = StudentOutcome.from_record(store.read_json("result.json"))
-                self.log(f"[student] {run.name}: finished earlier (test {format_percent(outcome.headline)}%)")
-                return outcome
-            outcome = self._distil(run, teacher, choice, store)
-            store.write_json("result.json", outcome.to_record())
+                result = result_from_record(store.read_json("result.json"), self.plan.seed)
+                self.log(f"[student] {run.name}: finished earlier (test {format_percent(headline(result.test))}%)")
+                return result
+            result = self._distil(run, teacher, choice, store)
+            store.write_json("result.json", student_record(result, run, self.plan.student(run.student)))
             if not self.plan.keep_checkpoints:
                 store.remove_checkpoint()
-        self.log(f"[student] {run.name}: test {format_percent(outcome.headline)}% (retained "
-                 f"{format_percent(outcome.retained)}%), {outcome.latency_ms:.2f} ms/query "
+        self.log(f"[student] {run.name}: test {format_percent(headline(result.test))}% (retained "
+                 f"{format_percent(result.report['retained'])}%), {result.report['latency_ms']:.2f} ms/query "
                  f"({time.perf_counter() - start:.0f} s)")
-        return outcome
+        return result
 
-    def _distil(self, run: StudentRun, teacher: TeacherOutcome, choice: LayerChoice, store: RunStore) -> StudentOutcome:
-        """``L = (1-alpha) CE + alpha T^2 KL + beta L_feat(mapping)`` with ``core.training.fit``."""
+    def _distil(self, run: StudentRun, teacher: TeacherResult, choice: LayerChoice, store: RunStore) -> StudentResult:
+        """``L = (1-alpha) CE + alpha T^2 KL + beta L_feat(mapping)`` with ``steps.distil_student``."""
         source = self.plan.student(run.student)
-        model, tokenizer = self.build_student(source, teacher, choice)
-        blocks, width = num_blocks(model), hidden_width(model)
-        mapping = None if run.strategy == "none" else choice.mapping(run.strategy, blocks)
-        distillation = Distillation(teacher.model, mapping, replace(self.config.loss, feature_loss=run.feature_loss))
-        self.log(f"[student] {run.name}: {blocks} blocks x {width}, {run.label}"
-                 + (f" ({mapping.describe()})" if mapping is not None else ""))
-        trained = fit(model, tokenizer, self.dataset, self.student_train_config(), seed=self.plan.seed,
-                      max_length=self.config.data.max_length, runtime=self.config.runtime, distillation=distillation,
-                      store=store, save_model=True, description=run.name)
-        projections = distillation.projections
-        outcome = StudentOutcome(
-            run=run, source=source, blocks=blocks, width=width, teacher_width=teacher.width, mapping=mapping,
-            init_layers=(choice.mapping(source.init_strategy, blocks).teacher_layers
-                         if source.kind == "from-teacher" else None),
-            parameters=count_parameters(model),
-            projection_parameters=count_parameters(projections) if projections is not None else 0,
-            metrics=trained.metrics, retained=headline(trained.metrics["test"]) / headline(teacher.test),
-            latency_ms=self._latency(model, tokenizer), device=describe_device(self.device), seconds=trained.seconds,
-            history=trained.history)
-        del model, distillation, projections
+        model, tokenizer, init = self.build_student(source, teacher, choice)
+        mapping = choice.mapping(run.strategy, num_blocks(model))  # "none": no pairs, logits only
+        self.log(f"[student] {run.name}: {num_blocks(model)} blocks x {hidden_width(model)}, {run.label}"
+                 + (f" ({mapping.describe()})" if run.strategy != "none" else ""))
+        trained = steps.distil_student(self.run_config(run), teacher.model, tokenizer, self.dataset, model, mapping,
+                                       seed=self.plan.seed, store=store, description=run.name, save_model=True)
+        report = student_report(run, source, model, trained, teacher, init, device=describe_device(self.device),
+                                latency_ms=self._latency(model, tokenizer))
+        del model
+        result = replace(trained, model=None, projections=None, report=report)  # the model is in out/students/<run>
+        del trained
         _free_memory()
-        return outcome
+        return result
 
-    def finished_student(self, run: StudentRun | str) -> StudentOutcome | None:
+    def finished_student(self, run: StudentRun | str) -> StudentResult | None:
         """The result of a finished run (``None`` if not finished); refuses another run of that name."""
         run = self.plan.run(run) if isinstance(run, str) else run
         if not (self.out / "students" / run.name / "result.json").exists():
             return None
         with self._student_store(run) as store:
-            return StudentOutcome.from_record(store.read_json("result.json"))
+            return result_from_record(store.read_json("result.json"), self.plan.seed)
 
     def load_student(self, run: StudentRun | str):
         """``(model, tokenizer)`` of a finished student, from ``out/students/<run>/model``."""
@@ -335,27 +325,29 @@ class EndToEnd:
 
     # -- 5. summary ------------------------------------------------------------------------------
 
-    def summarise(self, teacher: TeacherOutcome, choice: LayerChoice,
-                  students: Sequence[StudentOutcome] = ()) -> dict[str, Any]:
+    def summarise(self, teacher: TeacherResult, choice: LayerChoice,
+                  students: Sequence[StudentResult] = ()) -> dict[str, Any]:
         """``summary.json`` and ``model_card.md``: ``students`` and the plan's other runs finished
         earlier (trains nothing; unfinished runs are listed as missing)."""
-        given = {outcome.name: outcome for outcome in students}
+        given = {result.report["name"]: result for result in students}
+        teacher_latency = teacher.report["latency_ms"]
         rows, missing = [], []
         with self.session() as store:
             for run in self.plan.runs:
-                outcome = given.get(run.name) or self.finished_student(run)
-                if outcome is None:
+                result = given.get(run.name) or self.finished_student(run)
+                if result is None:
                     missing.append(run.name)
                 else:
-                    rows.append({**outcome.to_dict(), "speedup": outcome.speedup(teacher.latency_ms)})
+                    latency = result.report["latency_ms"]
+                    rows.append({**result.report, "speedup": teacher_latency / latency if latency else float("nan")})
             summary = {
                 "preset": self.config.name, "plan": self.plan.to_dict(), "dataset": self.dataset.summary(),
                 "test_split": f"{self.data_name} test ({len(self.dataset.test)} utterances)",
                 "device": describe_device(self.device), "layer_convention": LAYER_CONVENTION,
-                "teacher": teacher.to_dict(), "layer_choice": choice.to_dict(), "students": rows,
+                "teacher": teacher.report, "layer_choice": choice.to_dict(), "students": rows,
                 "missing_runs": missing,
             }
-            summary["model_card_markdown"] = model_card_markdown(summary)
+            summary["model_card_markdown"] = end_to_end_card_markdown(summary)
             store.write_json("summary.json", summary)  # both by the main process only
             if is_main_process():
                 atomic_write_text(store.path("model_card.md"), summary["model_card_markdown"] + "\n")

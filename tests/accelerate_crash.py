@@ -11,13 +11,13 @@ import sys
 from spectralkd_tutorial.cli import app as cli
 
 from spectralkd_tutorial.pipelines import steps
-from spectralkd_tutorial.core import training
+from spectralkd_tutorial.engine import training
 
 CRASH_AFTER = int(os.environ["SPECTRALKD_TEST_CRASH_AFTER"])
 
 
 class CrashAfter(training.Callback):
-    def on_batch_end(self, loop: training.Loop) -> None:
+    def on_step(self, loop: training.Loop) -> None:
         if loop.batch_index == CRASH_AFTER:
             loop.save_checkpoint()  # every process; the main one writes it, then all wait
             if loop.accelerator.is_main_process:

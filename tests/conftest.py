@@ -78,7 +78,7 @@ def disk_full(monkeypatch):
 def interrupt_training(monkeypatch):
     """``interrupt_training(9)``: the training loop raises KeyboardInterrupt once 9 batches are done;
     ``interrupt_training(None)``: it trains normally again."""
-    from spectralkd_tutorial.core import training
+    from spectralkd_tutorial.engine import training
 
     train_step = training.train_step
 

@@ -53,7 +53,7 @@ def no_work(monkeypatch):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if a training step runs."""
-    from spectralkd_tutorial.core import training
+    from spectralkd_tutorial.engine import training
 
     forbid(monkeypatch, (training,), ("train_step",), "training started")
 

@@ -26,7 +26,7 @@ from ...config.sections import RunConfig, TrainConfig
 from ...common.device import resolve_device
 from ...common.distributed import is_main_process
 from ...engine.run_store import RunStore
-from ...engine.training import Distillation, fit
+from ...engine.training import Distillation, FitSettings
 from ...data import IntentDataset
 from ...common.errors import RunDirectoryError
 from ...common.io import atomic_write_text
@@ -301,9 +301,9 @@ class EndToEnd:
         distillation = Distillation(teacher.model, mapping, replace(self.config.loss, feature_loss=run.feature_loss))
         self.log(f"[student] {run.name}: {blocks} blocks x {width}, {run.label}"
                  + (f" ({mapping.describe()})" if mapping is not None else ""))
-        trained = fit(model, tokenizer, self.dataset, self.student_train_config(), seed=self.plan.seed,
-                      max_length=self.config.data.max_length, runtime=self.config.runtime, distillation=distillation,
-                      store=store, save_model=True, description=run.name)
+        settings = FitSettings(self.plan.seed, self.config.data.max_length, self.config.runtime, run.name)
+        trained, _ = steps.train_model(model, tokenizer, self.dataset, self.student_train_config(), settings,
+                                       distillation=distillation, store=store)
         projections = distillation.projections
         outcome = StudentOutcome(
             run=run, source=source, blocks=blocks, width=width, teacher_width=teacher.width, mapping=mapping,

@@ -116,11 +116,11 @@ def _assert_same_training(one: Path, other: Path, *, resumed_from: int = 0) -> N
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(grid):
-    """``accelerate launch -m spectralkd_tutorial.cli.app experiment`` with 2 CPU processes (gloo)."""
+    """``accelerate launch -m spectralkd_tutorial.cli experiment`` with 2 CPU processes (gloo)."""
     tmp, args = grid
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli.app"]
+              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli"]
     done = _run([*launch, *args, "--out", str(tmp / "two")], tmp)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # only the main process prints

@@ -15,7 +15,7 @@ from spectralkd_tutorial.engine.batching import encode_split
 from spectralkd_tutorial.engine.evaluation import evaluate
 from spectralkd_tutorial.engine.run_store import RunStore
 from spectralkd_tutorial.engine.teacher_cache import TeacherCache
-from spectralkd_tutorial.engine.callbacks import StopAfterBatches
+from spectralkd_tutorial.engine.callbacks import Callback, StopAfterBatches
 from spectralkd_tutorial.engine.dynamics_profile import DynamicsProfile
 from spectralkd_tutorial.engine.training import Distillation, FitSettings
 from spectralkd_tutorial.engine.training import fit as core_fit
@@ -98,6 +98,48 @@ def test_resume_after_interruption_reaches_the_same_result(setup, tmp_path):
     assert [d["epoch"] for d in dynamics_full] == [0.0, 1.0, 2.0]
     assert all(len(d["intensities"]) == 3 for d in dynamics_full)
     assert dynamics_resumed == dynamics_full  # the profile before training came back from the checkpoint
+
+
+class HookLog(Callback):
+    """Writes down every hook the loop calls, with where the loop stands."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def on_train_begin(self, loop) -> None:
+        self.calls.append(("begin", loop.batch_index))
+
+    def on_step(self, loop) -> None:
+        self.calls.append(("step", loop.batch_index, loop.stepped, sorted(loop.batch_values)))
+
+    def on_epoch_end(self, loop) -> None:
+        self.calls.append(("epoch", loop.history[-1]["epoch"], "validation" in loop.history[-1]))
+
+    def on_train_end(self, loop) -> None:
+        self.calls.append(("end", loop.batch_index))
+
+
+def test_callbacks_are_called_at_the_four_points(setup):
+    """64 rows, batches of 16, 2 epochs, 2 batches per optimizer step: 8 batches, a step after every
+    second, an epoch end after batches 4 and 8; ``on_train_end`` also after an error."""
+    dataset, teacher, tokenizer, mapping, student = setup
+    train = TrainConfig(epochs=2, learning_rate=1e-3, batch_size=16, gradient_accumulation=2)
+    log = HookLog()
+    core_fit(copy.deepcopy(student), tokenizer, dataset, train, FitSettings(3, 24, RuntimeConfig(progress=False)),
+             distillation=Distillation(teacher, mapping), callbacks=[log])
+    parts = sorted(["loss", "ce", "kd", "feature"])
+    expected = [("begin", 0)]
+    for batch in range(1, 9):
+        expected.append(("step", batch, batch % 2 == 0, parts))
+        if batch % 4 == 0:
+            expected.append(("epoch", batch / 4, True))
+    assert log.calls == [*expected, ("end", 8)]
+    broken, failed = copy.deepcopy(student), HookLog()
+    with torch.no_grad():
+        broken.classifier.out_proj.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError):
+        core_fit(broken, tokenizer, dataset, train, callbacks=[failed])
+    assert failed.calls == [("begin", 0), ("end", 0)]
 
 
 def test_resume_with_other_settings_is_refused(setup, tmp_path):

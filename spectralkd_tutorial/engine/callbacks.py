@@ -47,21 +47,21 @@ class CallbackList(Callback):
     def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
         self.callbacks = list(callbacks)
 
-    def on_train_begin(self, loop: "Loop") -> None:
+    def _each(self, hook: str, loop: "Loop") -> None:
         for callback in self.callbacks:
-            callback.on_train_begin(loop)
+            getattr(callback, hook)(loop)
+
+    def on_train_begin(self, loop: "Loop") -> None:
+        self._each("on_train_begin", loop)
 
     def on_step(self, loop: "Loop") -> None:
-        for callback in self.callbacks:
-            callback.on_step(loop)
+        self._each("on_step", loop)
 
     def on_epoch_end(self, loop: "Loop") -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_end(loop)
+        self._each("on_epoch_end", loop)
 
     def on_train_end(self, loop: "Loop") -> None:
-        for callback in self.callbacks:
-            callback.on_train_end(loop)
+        self._each("on_train_end", loop)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {}

@@ -17,8 +17,9 @@ batch, the number of optimizer steps and the schedule do not depend on P. Evalua
 gathered (``evaluation``); only the main process shows progress and writes files.
 
 A resumed run reaches the same result as an uninterrupted one: the checkpoint (written atomically
-by the main process) holds the unwrapped model, optimizer, schedule, RNG streams, running averages
-and the *global* batch index, so a run also resumes with another number of processes. Without a
+by the main process) holds the unwrapped model, optimizer, schedule, RNG streams, running averages,
+the callbacks' ``state_dict`` and the *global* batch index, so a run also resumes with another
+number of processes. Without a
 teacher the loop fine-tunes with cross-entropy alone.
 """
 

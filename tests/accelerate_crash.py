@@ -17,15 +17,15 @@ CRASH_AFTER = int(os.environ["SPECTRALKD_TEST_CRASH_AFTER"])
 
 
 class CrashAfter(training.Callback):
-    def on_batch_end(self, loop: training.Loop) -> None:
+    def on_step(self, loop: training.Loop) -> None:
         if loop.batch_index == CRASH_AFTER:
             loop.save_checkpoint()  # every process; the main one writes it, then all wait
             if loop.accelerator.is_main_process:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _fit(*args, **kwargs):
-    return training.fit(*args, callbacks=[CrashAfter()], **kwargs)
+def _fit(*args, callbacks=(), **kwargs):
+    return training.fit(*args, callbacks=[*callbacks, CrashAfter()], **kwargs)
 
 
 steps.fit = _fit

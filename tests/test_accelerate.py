@@ -27,7 +27,8 @@ from spectralkd_tutorial.config.sections import DistillationLossConfig, RuntimeC
 from spectralkd_tutorial.engine.batching import encode_split, shard
 from spectralkd_tutorial.engine.run_store import RunStore
 from spectralkd_tutorial.engine.teacher_cache import TeacherCache, cache_bytes, prepare_cache
-from spectralkd_tutorial.engine.training import Distillation, fit
+from spectralkd_tutorial.engine.training import Distillation, FitSettings
+from spectralkd_tutorial.pipelines.steps import train_model
 from spectralkd_tutorial.data import embedded_intents
 from spectralkd_tutorial.common.errors import UsageError
 from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher
@@ -115,11 +116,11 @@ def _assert_same_training(one: Path, other: Path, *, resumed_from: int = 0) -> N
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(grid):
-    """``accelerate launch -m spectralkd_tutorial.cli.app experiment`` with 2 CPU processes (gloo)."""
+    """``accelerate launch -m spectralkd_tutorial.cli experiment`` with 2 CPU processes (gloo)."""
     tmp, args = grid
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli.app"]
+              "--main_process_port", str(_free_port()), "-m", "spectralkd_tutorial.cli"]
     done = _run([*launch, *args, "--out", str(tmp / "two")], tmp)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # only the main process prints
@@ -170,9 +171,9 @@ def _fit(small, runtime=None, cache=None, store=None, epochs=1.0, **loss):
     model = copy.deepcopy(student)
     distillation = Distillation(teacher, mapping, DistillationLossConfig(**{"feature_loss": "spectral", **loss}),
                                 cache=cache)
-    result = fit(model, tokenizer, dataset, TrainConfig(epochs=epochs, learning_rate=1e-3, batch_size=16), seed=3,
-                 max_length=24, runtime=runtime or RuntimeConfig(progress=False), distillation=distillation,
-                 store=store, dynamics_samples=8 if store else 0, save_model=False)
+    result, _ = train_model(model, tokenizer, dataset, TrainConfig(epochs=epochs, learning_rate=1e-3, batch_size=16),
+                            FitSettings(3, 24, runtime or RuntimeConfig(progress=False)), distillation=distillation,
+                            store=store, dynamics_samples=8 if store else 0, save_model=False)
     return model, result
 
 

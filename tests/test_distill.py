@@ -15,8 +15,11 @@ from spectralkd_tutorial.engine.batching import encode_split
 from spectralkd_tutorial.engine.evaluation import evaluate
 from spectralkd_tutorial.engine.run_store import RunStore
 from spectralkd_tutorial.engine.teacher_cache import TeacherCache
-from spectralkd_tutorial.engine.training import Distillation, StopAfterBatches
+from spectralkd_tutorial.engine.callbacks import Callback, StopAfterBatches
+from spectralkd_tutorial.engine.dynamics_profile import DynamicsProfile
+from spectralkd_tutorial.engine.training import Distillation, FitSettings
 from spectralkd_tutorial.engine.training import fit as core_fit
+from spectralkd_tutorial.pipelines.steps import train_model
 from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher
 from spectralkd_tutorial.analysis.selection import select_layers
 
@@ -43,20 +46,25 @@ def _config(**kw):
 
 def fit(model, tokenizer, dataset, values, *, teacher=None, mapping=None, loss_config=None, output_dir=None,
         stop_after_steps=None, teacher_cache=None, save_model=True):
-    """The loop through its public API: a TrainConfig, a Distillation, a RunStore, a stop callback."""
+    """The loop through its public API: a TrainConfig, a Distillation, a RunStore, callbacks (the
+    dynamics profile, a stop); with a store, the steps' ``train_model`` (it also writes the run's files).
+    Returns the TrainResult and the dynamics records."""
     values = dict(values)
     seed, max_length, dynamics = values.pop("seed"), values.pop("max_length"), values.pop("dynamics_samples")
     train = TrainConfig(**values)
     distillation = (Distillation(teacher, mapping, loss_config or DistillationLossConfig(), cache=teacher_cache)
                     if teacher is not None else None)
-    callbacks = [StopAfterBatches(stop_after_steps)] if stop_after_steps else []
-    kwargs = dict(seed=seed, max_length=max_length, runtime=RuntimeConfig(progress=False), distillation=distillation,
-                  dynamics_samples=dynamics, callbacks=callbacks, save_model=save_model)
+    settings = FitSettings(seed, max_length, RuntimeConfig(progress=False))
     if output_dir is None:
-        return core_fit(model, tokenizer, dataset, train, **kwargs)
-    settings = {"train": asdict(train), "seed": seed, "max_length": max_length}
-    with RunStore(output_dir, kind="test", settings=settings) as store:
-        return core_fit(model, tokenizer, dataset, train, store=store, **kwargs)
+        profile = DynamicsProfile(dynamics)
+        return core_fit(model, tokenizer, dataset, train, settings, distillation=distillation,
+                        callbacks=[profile]), profile.records
+    with RunStore(output_dir, kind="test", settings={"train": asdict(train), "seed": seed, "max_length": max_length}) as store:
+        if stop_after_steps:  # the interruption: the dynamics profile and the stop callback
+            return core_fit(model, tokenizer, dataset, train, settings, distillation=distillation, store=store,
+                            callbacks=[DynamicsProfile(dynamics), StopAfterBatches(stop_after_steps)]), []
+        return train_model(model, tokenizer, dataset, train, settings, distillation=distillation, store=store,
+                           dynamics_samples=dynamics, save_model=save_model)
 
 
 def _state_equal(a, b):
@@ -68,16 +76,16 @@ def test_resume_after_interruption_reaches_the_same_result(setup, tmp_path):
     dataset, teacher, tokenizer, mapping, student = setup
     loss = DistillationLossConfig(feature_loss="spectral")
     full = copy.deepcopy(student)
-    result_full = fit(full, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
-                      output_dir=tmp_path / "full")
+    result_full, dynamics_full = fit(full, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping,
+                                     loss_config=loss, output_dir=tmp_path / "full")
     interrupted = copy.deepcopy(student)
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
             output_dir=tmp_path / "resumed", stop_after_steps=3)  # mid-epoch (4 batches per epoch)
     torch.manual_seed(12345)  # a different global RNG state must not matter after resume
     resumed = copy.deepcopy(student)
-    result_resumed = fit(resumed, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping, loss_config=loss,
-                         output_dir=tmp_path / "resumed")
+    result_resumed, dynamics_resumed = fit(resumed, tokenizer, dataset, _config(), teacher=teacher, mapping=mapping,
+                                           loss_config=loss, output_dir=tmp_path / "resumed")
     assert result_resumed.resumed_from_step == 3
     assert _state_equal(full, resumed)
     assert result_full.metrics == result_resumed.metrics
@@ -87,8 +95,51 @@ def test_resume_after_interruption_reaches_the_same_result(setup, tmp_path):
     assert (tmp_path / "resumed" / "model" / "config.json").exists()
     assert not list((tmp_path / "resumed").glob("*.tmp"))
     # distillation dynamics: one profile before training and one per epoch, every student layer
-    assert [d["epoch"] for d in result_full.dynamics] == [0.0, 1.0, 2.0]
-    assert all(len(d["intensities"]) == 3 for d in result_full.dynamics)
+    assert [d["epoch"] for d in dynamics_full] == [0.0, 1.0, 2.0]
+    assert all(len(d["intensities"]) == 3 for d in dynamics_full)
+    assert dynamics_resumed == dynamics_full  # the profile before training came back from the checkpoint
+
+
+class HookLog(Callback):
+    """Writes down every hook the loop calls, with where the loop stands."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def on_train_begin(self, loop) -> None:
+        self.calls.append(("begin", loop.batch_index))
+
+    def on_step(self, loop) -> None:
+        self.calls.append(("step", loop.batch_index, loop.stepped, sorted(loop.batch_values)))
+
+    def on_epoch_end(self, loop) -> None:
+        self.calls.append(("epoch", loop.history[-1]["epoch"], "validation" in loop.history[-1]))
+
+    def on_train_end(self, loop) -> None:
+        self.calls.append(("end", loop.batch_index))
+
+
+def test_callbacks_are_called_at_the_four_points(setup):
+    """64 rows, batches of 16, 2 epochs, 2 batches per optimizer step: 8 batches, a step after every
+    second, an epoch end after batches 4 and 8; ``on_train_end`` also after an error."""
+    dataset, teacher, tokenizer, mapping, student = setup
+    train = TrainConfig(epochs=2, learning_rate=1e-3, batch_size=16, gradient_accumulation=2)
+    log = HookLog()
+    core_fit(copy.deepcopy(student), tokenizer, dataset, train, FitSettings(3, 24, RuntimeConfig(progress=False)),
+             distillation=Distillation(teacher, mapping), callbacks=[log])
+    parts = sorted(["loss", "ce", "kd", "feature"])
+    expected = [("begin", 0)]
+    for batch in range(1, 9):
+        expected.append(("step", batch, batch % 2 == 0, parts))
+        if batch % 4 == 0:
+            expected.append(("epoch", batch / 4, True))
+    assert log.calls == [*expected, ("end", 8)]
+    broken, failed = copy.deepcopy(student), HookLog()
+    with torch.no_grad():
+        broken.classifier.out_proj.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError):
+        core_fit(broken, tokenizer, dataset, train, callbacks=[failed])
+    assert failed.calls == [("begin", 0), ("end", 0)]
 
 
 def test_resume_with_other_settings_is_refused(setup, tmp_path):

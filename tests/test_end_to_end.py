@@ -24,7 +24,8 @@ from spectralkd_tutorial.pipelines import end_to_end
 from spectralkd_tutorial.config.sections import RuntimeConfig, TrainConfig
 from spectralkd_tutorial.engine.batching import collate, encode_split, epoch_order
 from spectralkd_tutorial.engine.run_store import RunStore
-from spectralkd_tutorial.engine.training import Distillation, fit
+from spectralkd_tutorial.engine.training import Distillation, FitSettings
+from spectralkd_tutorial.pipelines.steps import train_model
 from spectralkd_tutorial.data import embedded_intents
 from spectralkd_tutorial.pipelines.end_to_end import (BLOG_LAYERS, PLANS, EndToEnd, EndToEndPlan, ModelSource, StudentRun,
                                             blog_comparison, format_layers, plan_for_preset, run_end_to_end)
@@ -111,9 +112,9 @@ def test_one_distillation_step_each_loss_then_save_and_reload(checkpoints, tmp_p
     config = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, eval_each_epoch=False, warmup_ratio=0.0)
     max_length, seed = 24, 5
     with RunStore(tmp_path / "run", kind="student", settings={"feature_loss": feature_loss, "width": width}) as store:
-        result = fit(student, tokenizer, dataset, config, seed=seed, max_length=max_length,
-                     runtime=RuntimeConfig(device="cpu", progress=False),
-                     distillation=Distillation(teacher, mapping, loss, projections=projections), store=store)
+        result, _ = train_model(student, tokenizer, dataset, config,
+                                FitSettings(seed, max_length, RuntimeConfig(device="cpu", progress=False)),
+                                distillation=Distillation(teacher, mapping, loss, projections=projections), store=store)
     assert result.steps == 1
 
     # the loss of that one step, recomputed independently from the initial weights
@@ -156,7 +157,7 @@ def test_one_distillation_step_each_loss_then_save_and_reload(checkpoints, tmp_p
     fresh_teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
     assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), fresh_teacher.state_dict().values()))
 
-    # fit saved the student with save_pretrained_atomic: the reloaded model gives the same logits
+    # the step saved the student with save_pretrained_atomic: the reloaded model gives the same logits
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "model").eval()
     reloaded_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "run" / "model")
     texts = dataset.test.texts[:8]

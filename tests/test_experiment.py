@@ -58,7 +58,7 @@ class FitSpy:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt(f"simulated crash after {self.fail_after} runs")
         distillation = kwargs["distillation"]
-        self.calls.append({"strategy": distillation.mapping.strategy, "seed": kwargs["seed"],
+        self.calls.append({"strategy": distillation.mapping.strategy, "seed": kwargs["settings"].seed,
                            "start": state_hash(model), "feature_loss": distillation.loss.feature_loss})
         return fit(model, tokenizer, dataset, config, **kwargs)
 

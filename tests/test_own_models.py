@@ -183,7 +183,7 @@ def test_a_student_with_another_tokenizer_distils(dataset, tokenizers, tmp_path,
     """Tiny RoBERTa teacher, tiny BERT student (another tokenizer): each reads its own tokens; the
     teacher's features are its states mean-pooled over its own real tokens, and the feature loss of
     the batch equals a float64 NumPy reference."""
-    from spectralkd_tutorial.engine import training
+    from spectralkd_tutorial.engine import loss_step
     from spectralkd_tutorial.engine.batching import epoch_order
 
     teacher, teacher_tokenizer = load_model_dir(family_checkpoint(tmp_path / "t", "roberta", tokenizers["roberta"],
@@ -201,8 +201,8 @@ def test_a_student_with_another_tokenizer_distils(dataset, tokenizers, tmp_path,
         calls.append((args, {k: float(v.detach()) for k, v in parts.items()}))
         return parts
 
-    training_loss = training.distillation_loss
-    monkeypatch.setattr(training, "distillation_loss", spy)
+    training_loss = loss_step.distillation_loss
+    monkeypatch.setattr(loss_step, "distillation_loss", spy)
     config = one_step_config().replace(**{"loss.feature_loss": "pooled-spectral"})
     distil_one_step(teacher, student_tokenizer, dataset, config, student, mapping, teacher_tokenizer=teacher_tokenizer)
     (_, _, _, student_hidden, teacher_hidden, mask, *_), parts = calls[0]

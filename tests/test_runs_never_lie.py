@@ -65,7 +65,7 @@ def child_env() -> dict[str, str]:
 def cli_process(*argv: str, log: Path) -> subprocess.Popen:
     """``spectralkd ARGV`` in a new process; its stderr goes to ``log`` (a pipe could fill and block it)."""
     with open(log, "a") as handle:
-        return subprocess.Popen([sys.executable, "-m", "spectralkd_tutorial.cli.app", *argv], env=child_env(),
+        return subprocess.Popen([sys.executable, "-m", "spectralkd_tutorial.cli", *argv], env=child_env(),
                                 stdout=subprocess.DEVNULL, stderr=handle)
 
 

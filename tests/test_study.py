@@ -29,7 +29,7 @@ class CountingFit:
 
     def __call__(self, model, tokenizer, dataset, train, **kwargs):
         if kwargs.get("distillation") is not None:  # students (the teacher's fine-tuning is not counted)
-            self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["seed"]))
+            self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["settings"].seed))
         return fit(model, tokenizer, dataset, train, **kwargs)
 
 

@@ -29,7 +29,7 @@ class CountingFit:
         if kwargs.get("distillation") is not None:
             if self.stop_after is not None and len(self.calls) >= self.stop_after:
                 raise KeyboardInterrupt("stopped half-way")
-            self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["seed"]))
+            self.calls.append((kwargs["distillation"].mapping.strategy, kwargs["settings"].seed))
         return fit(model, tokenizer, dataset, train, **kwargs)
 
 

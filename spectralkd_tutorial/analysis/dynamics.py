@@ -1,9 +1,9 @@
 """Reading distillation runs: per-epoch histories, profile dynamics, and strategies that coincide.
 
-``distill.fit`` records, per epoch, the running loss parts ``train_loss``, ``train_ce``,
+``engine.training.fit`` records, per epoch, the running loss parts ``train_loss``, ``train_ce``,
 ``train_kd`` and ``train_feature`` (exponential moving averages, weight 0.1 per batch) and the
-validation metrics; with ``dynamics_samples > 0`` it also records the student's per-layer spectral
-intensity ``I_l`` before training (epoch 0) and after every epoch. The paper's "distillation
+validation metrics; its ``DynamicsProfile`` callback (``grid.dynamics_samples > 0``) records the
+student's per-layer spectral intensity ``I_l`` before training (epoch 0) and after every epoch. The paper's "distillation
 dynamics" claim is that students move toward the teacher's profile, even in layers that were not
 aligned. We measure the distance of a student's profile to the teacher's with
 

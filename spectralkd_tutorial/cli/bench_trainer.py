@@ -26,7 +26,8 @@ import torch
 
 from ..config.sections import DataConfig, RuntimeConfig, TrainConfig
 from ..engine.batching import epoch_order
-from ..engine.training import Callback, fit
+from ..engine.callbacks import Callback
+from ..engine.training import FitSettings, fit
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_DATASET = "clinc150:small"
@@ -67,7 +68,7 @@ class _StopWatch(Callback):
         self.start = _clocks()
         self.stop: tuple[float, float] | None = None
 
-    def on_batch_end(self, loop) -> None:
+    def on_step(self, loop) -> None:
         if loop.batch_index == loop.total_batches:
             self.stop = _clocks()
 
@@ -78,8 +79,8 @@ def run_fit(base, tokenizer, data, train: TrainConfig, seed: int, max_length: in
     model = copy.deepcopy(base)
     data = data.subset(validation=64)  # fit also evaluates the validation split, which is not reported here
     watch = _StopWatch()
-    result = fit(model, tokenizer, data, train, seed=seed, max_length=max_length,
-                 runtime=RuntimeConfig(progress=False), callbacks=[watch], save_model=False, description="fit")
+    result = fit(model, tokenizer, data, train, FitSettings(seed, max_length, RuntimeConfig(progress=False), "fit"),
+                 callbacks=[watch])
     return _elapsed(watch.start, watch.stop), result.metrics["test"], model
 
 

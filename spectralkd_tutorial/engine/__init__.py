@@ -1,1 +1,2 @@
-"""The training engine: batching, fit, optimisation, evaluation, the teacher cache, the run store, tracking."""
+"""The training engine: batching, fit (one batch: loss_step) and its callbacks (the dynamics profile,
+tracking), optimisation, evaluation, the teacher cache, the run store."""

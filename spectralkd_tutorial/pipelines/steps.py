@@ -23,15 +23,18 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..config.sections import DataConfig, RunConfig
+from ..config.sections import DataConfig, RunConfig, TrainConfig
 from ..engine.batching import encode_split, text_batches
 from ..common.device import resolve_device
-from ..common.distributed import is_main_process
+from ..common.distributed import barrier, is_main_process
+from ..common.io import save_pretrained_atomic
 from ..engine.evaluation import evaluate
 from ..engine.run_store import RunStore, fingerprint
 from ..engine.teacher_cache import TeacherCache, prepare_cache
 from ..common.errors import UsageError
-from ..engine.training import Distillation, TrainResult, fit
+from ..engine.dynamics_profile import DynamicsProfile
+from ..engine.tracking import Tracker
+from ..engine.training import Distillation, FitSettings, TrainResult, fit
 from ..data import IntentDataset, load_dataset
 from ..data.assemble import require_every_split
 from ..models.loading import (TINY_NAMES, check_max_length, count_parameters, fetch_model_dir, hidden_width,
@@ -176,8 +179,41 @@ def train_teacher(config: RunConfig, out_dir: str | os.PathLike | None = None, *
 
 
 def _fit_teacher(config: RunConfig, model, tokenizer, dataset, seed: int, store: RunStore | None) -> TrainResult:
-    return fit(model, tokenizer, dataset, config.teacher.train, seed=seed, max_length=config.data.max_length,
-               runtime=config.runtime, store=store, description="teacher")
+    settings = FitSettings(seed, config.data.max_length, config.runtime, "teacher")
+    return train_model(model, tokenizer, dataset, config.teacher.train, settings, store=store)[0]
+
+
+def train_model(model: nn.Module, tokenizer, dataset: IntentDataset, train: TrainConfig, settings: FitSettings, *,
+                distillation: Distillation | None = None, store: RunStore | None = None, dynamics_samples: int = 0,
+                save_model: bool = True) -> tuple[TrainResult, list[dict[str, Any]]]:
+    """``fit`` with the extras every step adds, and the dynamics records: the layers profiled on
+    ``dynamics_samples`` validation utterances, the tracker ``runtime.report_to`` names, and with a
+    ``store`` the run's files (``model/`` when ``save_model``, then ``metrics.json``)."""
+    dynamics = DynamicsProfile(dynamics_samples)
+    tracker = Tracker.create(settings.runtime.report_to, store.root if store is not None else None, dynamics)
+    result = fit(model, tokenizer, dataset, train, settings=settings, distillation=distillation, store=store,
+                 callbacks=[dynamics] + ([tracker] if tracker is not None else []))
+    if store is not None:
+        if is_main_process():
+            if save_model:
+                save_pretrained_atomic(model, tokenizer, store.path("model"))
+            store.write_json("metrics.json", training_record(result, train, settings, distillation, dynamics.records))
+        barrier()
+    return result, dynamics.records
+
+
+def training_record(result: TrainResult, train: TrainConfig, settings: FitSettings,
+                    distillation: Distillation | None, dynamics: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the metrics, the history, the dynamics, and how the run ran."""
+    return {
+        "metrics": result.metrics, "history": result.history, "dynamics": dynamics, "seconds": result.seconds,
+        "train": asdict(train), "seed": settings.seed, "max_length": settings.max_length,
+        "mapping": distillation.mapping.to_dict() if distillation and distillation.mapping else None,
+        "loss": asdict(distillation.loss) if distillation else None,
+        "optimizer_steps": result.steps, "processes": result.processes, "resumed_from_batch": result.resumed_from_step,
+        "mixed_precision": result.mixed_precision, "threads": torch.get_num_threads(),
+        "evaluated_per_process": result.evaluated_per_process,
+    }
 
 
 def load_finetuned_teacher(config: RunConfig, dataset: IntentDataset) -> TeacherResult:
@@ -348,10 +384,11 @@ def distil_student(config: RunConfig, teacher: nn.Module, tokenizer, dataset: In
         loss.feature_loss = "none"
     torch.manual_seed(seed)
     distillation = Distillation(teacher, mapping, loss, cache=cache, teacher_tokenizer=teacher_tokenizer)
-    result = fit(student, tokenizer, dataset, config.student.train, seed=seed, max_length=config.data.max_length,
-                 runtime=config.runtime, distillation=distillation, store=store,
-                 dynamics_samples=config.grid.dynamics_samples, save_model=save_model, description=description)
-    return StudentResult(mapping, seed, result.metrics, result.history, result.dynamics, result.seconds, student,
+    result, dynamics = train_model(student, tokenizer, dataset, config.student.train,
+                                   FitSettings(seed, config.data.max_length, config.runtime, description),
+                                   distillation=distillation, store=store,
+                                   dynamics_samples=config.grid.dynamics_samples, save_model=save_model)
+    return StudentResult(mapping, seed, result.metrics, result.history, dynamics, result.seconds, student,
                          distillation.projections)
 
 

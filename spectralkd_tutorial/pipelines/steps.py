@@ -12,8 +12,6 @@ directory that holds a run with other settings.
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ from ..models.loading import (TINY_NAMES, check_max_length, count_parameters, fe
     load_classifier, load_model_dir, model_blocks, model_directory, num_blocks, resolve_model_source)
 from ..models.students import InitialStudent, build_student
 from ..analysis.selection import LayerMapping, select_layers
+from .fingerprints import data_settings, model_fingerprint
 from ..analysis.spectral import SpectralProfile, profile_model
 
 __all__ = ["TeacherResult", "StudentResult", "InitialStudent", "load_data", "train_teacher", "profile",
@@ -62,37 +61,6 @@ def load_data(config: RunConfig | DataConfig) -> IntentDataset:
     if data.train_limit or data.eval_limit:
         dataset = dataset.subset(train=data.train_limit, validation=data.eval_limit, test=data.eval_limit)
     return require_every_split(dataset)
-
-
-def data_settings(data: DataConfig) -> dict[str, Any]:
-    """What a result depends on in the data section (not where the files happen to lie): the user's
-    data files are named by their contents (``sha256:...``), so an edited file is other data."""
-    settings = asdict(data)
-    settings.pop("data_dir")
-    for key in ("dataset", "train_file", "validation_file", "test_file"):
-        value = settings[key]
-        if isinstance(value, str) and not value.startswith("hf:") and Path(value).expanduser().is_file():
-            settings[key] = f"sha256:{file_sha256(Path(value).expanduser())}"
-    return settings
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (remembered while its size and modification time stay the same)."""
-    status = path.stat()
-    return _file_sha256(str(path.resolve()), status.st_size, status.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return _hash_file(hashlib.sha256(), path).hexdigest()
-
-
-def _hash_file(digest: Any, path: str | os.PathLike) -> Any:
-    """``digest`` updated with the bytes of ``path``, read in 1 MiB chunks."""
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest
 
 
 def analysis_texts(dataset: IntentDataset, n: int, split: str = "validation") -> list[str]:
@@ -139,17 +107,6 @@ class TeacherResult:
 def teacher_settings(config: RunConfig, seed: int = 0) -> dict[str, Any]:
     return {"data": data_settings(config.data), "teacher": asdict(config.teacher), "seed": seed,
             "mixed_precision": config.runtime.mixed_precision}
-
-
-def model_fingerprint(path: str | os.PathLike) -> str:
-    """SHA-256 over a saved model's config and weights: what a derived result was derived from."""
-    folder = model_directory(path)
-    digest = hashlib.sha256()
-    for file in sorted(folder.iterdir()):
-        if file.suffix in (".json", ".safetensors", ".bin") and file.is_file():
-            digest.update(file.name.encode())
-            _hash_file(digest, file)
-    return digest.hexdigest()
 
 
 def train_teacher(config: RunConfig, out_dir: str | os.PathLike | None = None, *,

@@ -177,14 +177,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     _setup_threads()
     model, tokenizer = load_model_dir(folder)
     base = torch_variant("model", model, tokenizer, folder)
-    variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8")]
-    print(f"export: {folder} -> {target / 'model.onnx'}" + (", model_int8.onnx" if args.quantize else ""))
     run_config = folder.parent / "config.toml"
-    if not (args.config or args.dataset or run_config.is_file()):
-        print("  no data named (--config/--dataset) and no run config.toml: exported, not scored")
+    dataset = config = None
+    if args.config or args.dataset or run_config.is_file():
+        config, _ = serve_config(str(folder), config_path=args.config, dataset=args.dataset, data_dir=args.data_dir)
+        dataset = load_data(config)
+    calibration = dict(calibration_texts=dataset.train.texts, max_length=config.data.max_length) if dataset else {}
+    variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8", **calibration)]
+    print(f"export: {folder} -> {target / 'model.onnx'}" + (", model_int8.onnx" if args.quantize else ""))
+    if dataset is None:
+        print("  no data named (--config/--dataset) and no run config.toml: exported, not scored"
+              + ("; int8 without activation smoothing (no training texts to calibrate on)" if args.quantize else ""))
         return 0
-    config, _ = serve_config(str(folder), config_path=args.config, dataset=args.dataset, data_dir=args.data_dir)
-    dataset = load_data(config)
     scored = score(variants, dataset, max_length=config.data.max_length)
     summary = {"model": str(folder), "dataset": dataset.summary(), "split": "test",
                "variants": [{"name": v.name, "runtime": v.runtime, "weights_bytes": v.weights_bytes,

@@ -10,6 +10,7 @@ the table in the model card; ``spectralkd bench serve`` writes it as ``serving.m
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -26,8 +27,8 @@ from .inference import label_order
 from .metrics import headline
 from .model_card import LATENCY_BATCHES, disk_size
 from .models import count_parameters, hidden_width, num_blocks
-from .serving import (INT8_FILE, ONNX_FILE, agreement, export_onnx, file_size, load_onnx_dir, logits_of,
-                      quantize_int8, quantize_torch_int8)
+from .serving import (INT8_FILE, ONNX_FILE, RECIPE_FILE, agreement, calibration_feeds, export_onnx, file_size,
+                      load_onnx_dir, logits_of, quantize_int8, quantize_torch_int8)
 
 AGREEMENT_TARGET = 0.99
 
@@ -55,9 +56,11 @@ def torch_variant(name: str, model: nn.Module, tokenizer, directory: str | os.Pa
 
 
 def shipped_variants(base: Variant, onnx_dir: str | os.PathLike, *, quantize: bool, torch_int8: bool = False,
-                     threads: int | None = None) -> list[Variant]:
+                     threads: int | None = None, calibration_texts: Sequence[str] | None = None,
+                     max_length: int = 128) -> list[Variant]:
     """Export ``base`` to ``onnx_dir`` (ONNX Runtime fp32), optionally its int8 version (ONNX Runtime
-    dynamic quantization) and PyTorch's dynamic int8 (the alternative), each as a :class:`Variant`."""
+    dynamic quantization, activations smoothed on ``calibration_texts`` when given: the training
+    utterances) and PyTorch's dynamic int8 (the alternative), each as a :class:`Variant`."""
     folder = Path(onnx_dir)
     export_onnx(base.model, base.tokenizer, folder)
     shape = dict(blocks=base.blocks, width=base.width, parameters=base.parameters, reference=base.name)
@@ -65,10 +68,18 @@ def shipped_variants(base: Variant, onnx_dir: str | os.PathLike, *, quantize: bo
     variants = [Variant(f"{base.name}-onnx", "ONNX Runtime fp32", onnx_model, tokenizer, file_size(folder / ONNX_FILE),
                         extra={"file": str(folder / ONNX_FILE)}, **shape)]
     if quantize:
-        quantize_int8(folder)
+        feeds = (calibration_feeds(base.tokenizer, calibration_texts, max_length=max_length)
+                 if calibration_texts else None)
+        quantize_int8(folder, calibration=feeds)
+        recipe = json.loads((folder / RECIPE_FILE).read_text())
         int8, _ = load_onnx_dir(folder, INT8_FILE, threads=threads)
+        smoothing = recipe["smoothing"]
         variants.append(Variant(f"{base.name}-int8", "ONNX Runtime int8", int8, tokenizer,
-                                file_size(folder / INT8_FILE), extra={"file": str(folder / INT8_FILE)}, **shape))
+                                file_size(folder / INT8_FILE), **shape, extra={
+                                    "file": str(folder / INT8_FILE), "quantized_products": len(recipe["quantized"]),
+                                    "smoothing": None if smoothing is None else {
+                                        "alpha": smoothing["alpha"], "calibration_texts": smoothing["calibration_texts"],
+                                        "products": len(smoothing["nodes"])}}))
     if torch_int8:
         quantized = quantize_torch_int8(base.model)
         with tempfile.TemporaryDirectory() as tmp:

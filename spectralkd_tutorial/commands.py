@@ -47,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     group.add_argument("--export", choices=["onnx"], default=None, help="also write OUT/onnx/model.onnx, scored and "
                        "timed in the model card (a finished run gains it)")
     group.add_argument("--quantize", choices=["int8"], default=None, help="also write OUT/onnx/model_int8.onnx "
-                       "(ONNX Runtime dynamic int8 of the linear layers and embeddings; implies --export onnx)")
+                       "(ONNX Runtime dynamic int8 of the linear layers, activations smoothed on 512 training "
+                       "utterances first; embeddings and head float32; recipe in int8.json; implies --export onnx)")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("export", help="export a saved classifier to ONNX (and int8); score and time it",
@@ -55,7 +56,8 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--model", required=True, help="a save_pretrained directory or a distill run directory")
     p.add_argument("--out", default=None, help="where model.onnx goes (default: RUN/onnx for a distill run's "
                    "RUN/model, else MODEL_DIR-onnx)")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="also write model_int8.onnx")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="also write model_int8.onnx (and int8.json), "
+                   "activations smoothed on the data's training utterances (without data: not smoothed)")
     p.add_argument("--config", default=None, help="data to score on (default: the run's config.toml when there is "
                    "one; without data the export is only checked against PyTorch on a few texts)")
     p.add_argument("--dataset", "--data", dest="dataset", default=None, help="data set to score on (overrides --config)")

@@ -222,6 +222,21 @@ def agreement_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recipe_lines(record: dict[str, Any]) -> list[str]:
+    """How each ONNX Runtime int8 variant was made (from its entry: products quantized, smoothing)."""
+    lines = []
+    for entry in record["variants"]:
+        if "quantized_products" not in entry:
+            continue
+        smoothing = entry.get("smoothing")
+        how = (f"activations smoothed first (SmoothQuant, alpha {smoothing['alpha']:g}, ranges from "
+               f"{smoothing['calibration_texts']} training utterances)" if smoothing else "activations not smoothed")
+        lines.append(f"- `{entry['name']}`: the weights of its {entry['quantized_products']} linear layers int8 (one "
+                     f"scale per output channel), activations int8 on the fly, {how}; embeddings, attention "
+                     "products and classifier in float32.")
+    return lines
+
+
 def serving_markdown(record: dict[str, Any], *, command: str | None = None) -> str:
     """``serving.md``: the table, the verdict, the agreement of each derived variant, how it was measured."""
     from .model_card import serving_table
@@ -233,11 +248,11 @@ def serving_markdown(record: dict[str, Any], *, command: str | None = None) -> s
              f"timed in turn within each pass; {record['threads']} thread(s) on a {record['cpu_count']}-core CPU, "
              f"1-minute load average {load['before']} before and {load['after']} after (other work on the machine "
              "slows every model alike; the speed-ups are ratios within the run). Speed-up = teacher ms / model ms.",
-             "", *serving_table(record), "", verdict(record), "", *agreement_lines(record)]
+             "", *serving_table(record), "", verdict(record), "", *agreement_lines(record), *recipe_lines(record)]
     if command:
         lines += ["", "Regenerate (on a quiet machine for absolute numbers):", "", "```bash", command, "```"]
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["AGREEMENT_TARGET", "Variant", "agreement_lines", "best_fast_variant", "interleaved_latency", "latency_texts",
-           "score", "serving_markdown", "serving_record", "shipped_variants", "torch_variant", "verdict"]
+           "recipe_lines", "score", "serving_markdown", "serving_record", "shipped_variants", "torch_variant", "verdict"]

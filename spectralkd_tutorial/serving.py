@@ -56,6 +56,7 @@ RECIPE_FILE = "int8.json"
 SMOOTHING_ALPHA = 0.8
 CALIBRATION_TEXTS = 512
 QUANTIZED_OPS = ("MatMul",)
+_DENORMAL = torch.tensor(1e-39, dtype=torch.float32)
 OPSET = 17
 INSTALL_HINT = "pip install 'spectralkd-tutorial[serve]' (onnxruntime and onnx)"
 INPUTS = ("input_ids", "attention_mask")
@@ -256,8 +257,24 @@ def quantize_torch_int8(model: nn.Module) -> nn.Module:
 # inference
 # ---------------------------------------------------------------------------------------------
 
+@contextmanager
+def flushed_denormals():
+    """Denormal floats (below 1.2e-38) read and written as zero on this thread (x86 FTZ/DAZ) inside the
+    block, as before it afterwards. ONNX Runtime needs it: its softmax over attention scores whose padded
+    positions hold -3.4e38 computes in denormals otherwise, several times slower (a [32, 12, 25, 25]
+    softmax with half the positions masked: 3.9 ms against 0.6 ms here); the results do not change."""
+    already = float(_DENORMAL * 1.0) == 0.0  # flushed before the block: left so
+    flushed = already or torch.set_flush_denormal(True)
+    try:
+        yield flushed
+    finally:
+        if flushed and not already:
+            torch.set_flush_denormal(False)
+
+
 class OnnxClassifier(nn.Module):
-    """An ONNX Runtime session that answers like a transformers sequence classifier (``.logits``)."""
+    """An ONNX Runtime session that answers like a transformers sequence classifier (``.logits``),
+    denormals flushed to zero while it runs (:func:`flushed_denormals`; on the pool's threads too)."""
 
     def __init__(self, path: str | os.PathLike, config: Any, *, threads: int | None = None):
         super().__init__()
@@ -267,6 +284,7 @@ class OnnxClassifier(nn.Module):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.path = Path(path)
         self.config = config
         self.threads = options.intra_op_num_threads
@@ -277,7 +295,9 @@ class OnnxClassifier(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
                  "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
+        with flushed_denormals():
+            logits = self.session.run(["logits"], feeds)[0]
+        return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
 def load_onnx_dir(directory: str | os.PathLike, file: str = ONNX_FILE, *, threads: int | None = None):
@@ -316,5 +336,5 @@ def file_size(path: str | os.PathLike) -> int:
 
 
 __all__ = ["INT8_FILE", "ONNX_FILE", "RECIPE_FILE", "SMOOTHING_ALPHA", "OnnxClassifier", "activation_maxima",
-           "agreement", "calibration_feeds", "export_onnx", "file_size", "load_onnx_dir", "logits_of", "quantize_int8",
+           "agreement", "calibration_feeds", "export_onnx", "file_size", "flushed_denormals", "load_onnx_dir", "logits_of", "quantize_int8",
            "smooth_activations", "weight_products", "quantize_torch_int8", "require_serving", "serving_available"]

@@ -374,3 +374,34 @@ def test_score_puts_each_prediction_back_on_its_own_utterance(tiny):
     naive = [len(tokenizer(t, truncation=True, max_length=32)["input_ids"]) % labels for t in dataset.test.texts]
     assert scored["len"]["metrics"] == split_metrics(torch.tensor(naive), dataset.test.labels, dataset)
     assert len(set(naive)) > 3  # the lengths differ, so a shuffled prediction would show
+
+
+def test_onnx_runtime_runs_with_denormals_flushed_and_the_thread_is_left_as_it_was(tiny, tmp_path):
+    """A graph that multiplies by one: inside ``flushed_denormals`` a denormal input comes out 0, outside
+    unchanged; the classifier's logits are those of a session run without the flag."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from spectralkd_tutorial.serving import flushed_denormals
+
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "one"], ["y"])], "times_one",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    denormal = np.array([1e-39], dtype=np.float32)
+    assert session.run(["y"], {"x": denormal})[0][0] == denormal[0] != 0
+    with flushed_denormals():
+        assert session.run(["y"], {"x": denormal})[0][0] == 0
+    assert session.run(["y"], {"x": denormal})[0][0] == denormal[0]  # the thread as it was
+    dataset, model, tokenizer, folder = tiny
+    onnx_model, _ = load_onnx_dir(folder)
+    batch = tokenizer(list(dataset.test.texts[:8]), padding=True, return_tensors="np")
+    plain = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = plain.run(["logits"], {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
+    got = _torch_logits(onnx_model, tokenizer, list(dataset.test.texts[:8]))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    assert float(torch.tensor(1e-39) * 1.0) != 0.0

@@ -247,7 +247,8 @@ def serving_markdown(record: dict[str, Any], *, command: str | None = None) -> s
              f"{record['repeats']} passes of {record['latency_queries']} queries after a warm-up pass, the models "
              f"timed in turn within each pass; {record['threads']} thread(s) on a {record['cpu_count']}-core CPU, "
              f"1-minute load average {load['before']} before and {load['after']} after (other work on the machine "
-             "slows every model alike; the speed-ups are ratios within the run). Speed-up = teacher ms / model ms.",
+             "slows every model alike; the speed-ups are ratios within the run). Speed-up = teacher ms / model ms. "
+             "ONNX Runtime runs with denormal floats flushed to zero (`serving.flushed_denormals`).",
              "", *serving_table(record), "", verdict(record), "", *agreement_lines(record), *recipe_lines(record)]
     if command:
         lines += ["", "Regenerate (on a quiet machine for absolute numbers):", "", "```bash", command, "```"]

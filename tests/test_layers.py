@@ -28,6 +28,7 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 def test_the_package_keeps_its_layers(capsys):
     graph = build_graph(PACKAGE)
     print(describe(graph))
+    assert graph.unresolved == []
     assert upward_imports(graph) == []
     assert import_cycles(graph) == []
     assert set(LAYERS) <= {graph.layer(m) for m in graph.modules}  # every layer exists (names kept in step)
@@ -43,10 +44,11 @@ def test_the_checks_find_a_cycle_and_an_upward_import(tmp_path):
                           "    from ..cli import app\n",
         "engine/store.py": "from .loop import x\nfrom ..common.io import f\n",
         "cli/__init__.py": "",
-        "cli/app.py": "from ..engine.loop import y\n",
+        "cli/app.py": "from ..engine.loop import y\nfrom ..core import gone  # moved away\n",
     })
     graph = build_graph(package)
     assert graph.edges["engine.loop"] == {"engine.store"}  # the TYPE_CHECKING import is not counted
+    assert graph.unresolved == ["cli.app -> core (no such module)"]
     assert upward_imports(graph, ("common", "engine", "cli")) == [
         "common.io -> engine.loop (common imports engine, a layer above it)"]
     assert import_cycles(graph) == [["common.io", "engine.loop", "engine.store"]]  # io -> loop -> store -> io

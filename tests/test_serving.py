@@ -2,8 +2,12 @@
 
 * round trip: the ONNX file's logits match PyTorch's on a tiny model, at batch 1 and on padded
   batches longer than the export's sample (dynamic axes, the attention mask honoured);
-* the int8 file stores its linear weights as int8, is smaller, and its accuracy as ``score`` reports
-  it equals a naive per-text loop over ONNX Runtime directly;
+* the int8 file stores every linear weight as int8 and keeps the embeddings and the classifier in
+  float32 (as ``int8.json`` says), and its accuracy as ``score`` reports it equals a naive per-text
+  loop over ONNX Runtime directly;
+* smoothing: the calibration maxima equal PyTorch hooks' on the same batches, the smoothed float32
+  graph gives the original logits, and on a model with an outlier channel it brings int8 closer to
+  float32 than quantizing without it;
 * the card's table: one row per variant, speed-ups = teacher ms / variant ms, the agreement column;
 * ``spectralkd distill --quantize int8`` (the quick preset): int8 agrees with the float student on
   >= 99% of the test predictions; ``bench serve`` writes serving.json/md whose rows match;
@@ -27,8 +31,9 @@ from spectralkd_tutorial.data import embedded_intents  # noqa: E402
 from spectralkd_tutorial.common.metrics import headline  # noqa: E402
 from spectralkd_tutorial.pipelines.model_card import model_card_markdown, serving_table  # noqa: E402
 from spectralkd_tutorial.models.loading import load_classifier, student_from_teacher  # noqa: E402
-from spectralkd_tutorial.pipelines.serving import (INT8_FILE, agreement, export_onnx, load_onnx_dir,  # noqa: E402
-                                         quantize_int8)
+from spectralkd_tutorial.pipelines.serving import (INT8_FILE, RECIPE_FILE, activation_maxima, agreement,  # noqa: E402
+                                                   calibration_feeds, export_onnx, load_onnx_dir, quantize_int8,
+                                                   smooth_activations, weight_products)
 from spectralkd_tutorial.pipelines.shipping import (best_fast_variant, score, shipped_variants, torch_variant,  # noqa: E402
                                           verdict)
 
@@ -44,7 +49,7 @@ def tiny(tmp_path_factory):
     model.eval()
     folder = tmp_path_factory.mktemp("onnx")
     export_onnx(model, tokenizer, folder)
-    quantize_int8(folder)
+    quantize_int8(folder, calibration=calibration_feeds(tokenizer, dataset.train.texts, max_length=32, count=40))
     return dataset, model, tokenizer, folder
 
 
@@ -70,16 +75,103 @@ def test_onnx_logits_match_pytorch_at_batch_1_and_on_padded_longer_batches(tiny)
     np.testing.assert_allclose(alone.numpy(), padded.numpy(), atol=1e-4)
 
 
-def test_int8_file_holds_int8_weights_and_is_smaller(tiny):
+def test_int8_file_holds_int8_linear_weights_and_keeps_embeddings_and_head_in_float(tiny):
     import onnx
 
     *_, folder = tiny
+    float_graph = onnx.load(str(folder / "model.onnx")).graph
     graph = onnx.load(str(folder / INT8_FILE)).graph
-    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    matmuls = [n for n in onnx.load(str(folder / "model.onnx")).graph.node if n.op_type in ("MatMul", "Gemm")]
-    assert len(int8) >= len(matmuls) - 2  # every linear layer's weight (the attention products have none)
-    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
+    recipe = json.loads((folder / RECIPE_FILE).read_text())
+    products = [n.name for n in float_graph.node if n.op_type == "MatMul"
+                and n.input[1] in {t.name for t in float_graph.initializer}]
+    assert sorted(recipe["quantized"]) == sorted(products) and len(products) == 2 * 6  # 2 blocks: q k v o, FFN in/out
+    integer = [n for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert len(integer) == len(products)
+    assert not any(n.op_type == "MatMul" and n.name in products for n in graph.node)
+    types = {t.name: t.data_type for t in graph.initializer}
+    matrices = [t for t in graph.initializer if len(t.dims) == 2 and t.data_type == onnx.TensorProto.INT8]
+    assert len(matrices) == len(products)  # (the other int8 tensors are their zero points)
+    embeddings = [n for n in graph.node if n.op_type == "Gather" and n.input[0] in types]
+    assert embeddings and all(types[n.input[0]] == onnx.TensorProto.FLOAT for n in embeddings)
+    head = [n for n in graph.node if n.op_type in ("Gemm", "MatMul") and n.input[1] in types]  # the classifier
+    assert any("classifier" in n.name for n in head) and all(types[n.input[1]] == onnx.TensorProto.FLOAT for n in head)
+    # every product's activation is smoothed first: one Mul per tensor read (q, k, v read the same)
+    assert recipe["smoothing"]["nodes"] == products and recipe["smoothing"]["calibration_texts"] == 40
+    muls = {n.output[0] for n in graph.node if n.op_type == "Mul" and n.name.startswith("smooth_")}
+    read = {n.input[0] for n in float_graph.node if n.name in products}
+    assert len(muls) == len(read) == 2 * 4
+    quantized_inputs = [n.input[0] for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
+    assert quantized_inputs and set(quantized_inputs) == muls
     assert (folder / INT8_FILE).stat().st_size < (folder / "model.onnx").stat().st_size
+
+
+def _hooked_linear_input_maxima(model, feeds):
+    maxima, hooks = {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            def hook(_, inputs, __, name=name):
+                value = inputs[0].detach().abs().flatten(0, -2).amax(0).numpy()
+                maxima[name] = np.maximum(maxima[name], value) if name in maxima else value
+            hooks.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        for feed in feeds:
+            model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+    for hook in hooks:
+        hook.remove()
+    return maxima
+
+
+def test_calibration_maxima_equal_pytorch_hooks_and_smoothing_is_exact_in_float(tiny, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    dataset, model, tokenizer, folder = tiny
+    feeds = calibration_feeds(tokenizer, dataset.train.texts, max_length=32, count=24, batch_size=8)
+    assert [len(f["input_ids"]) for f in feeds] == [8, 8, 8]
+    graph = onnx.load(str(folder / "model.onnx"))
+    products = weight_products(graph)
+    maxima = activation_maxima(graph, feeds, [n.input[0] for n in products])
+    hooked = _hooked_linear_input_maxima(model, feeds)
+    for node in products:  # "/roberta/encoder/layer.0/attention/self/query/MatMul" is module roberta.encoder...query
+        module = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+        np.testing.assert_allclose(maxima[node.input[0]], hooked[module], rtol=1e-4, atol=1e-5)
+    smoothed = onnx.load(str(folder / "model.onnx"))
+    assert smooth_activations(smoothed, feeds, alpha=0.8) == [n.name for n in products]
+    onnx.save(smoothed, str(tmp_path / "smoothed.onnx"))
+    plain = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    moved = ort.InferenceSession(str(tmp_path / "smoothed.onnx"), providers=["CPUExecutionProvider"])
+    for feed in feeds:
+        np.testing.assert_allclose(moved.run(["logits"], feed)[0], plain.run(["logits"], feed)[0], atol=1e-4)
+
+
+def test_smoothing_brings_int8_closer_to_float_on_a_model_with_an_outlier_channel(tiny, tmp_path):
+    """Channel 3 of every layer's input made 30x larger (its LayerNorm gain), the weights reading it
+    30x smaller: one scale per activation tensor then wastes the int8 levels, which smoothing repairs."""
+    import copy
+
+    import onnxruntime as ort
+
+    dataset, model, tokenizer, _ = tiny
+    outlier = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for name, module in outlier.named_modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight[3] *= 30
+                module.bias[3] *= 30
+            if isinstance(module, torch.nn.Linear) and module.in_features == outlier.config.hidden_size:
+                module.weight[:, 3] /= 30
+    export_onnx(outlier, tokenizer, tmp_path)
+    feeds = calibration_feeds(tokenizer, dataset.train.texts, max_length=32, count=64)
+    quantize_int8(tmp_path, target="plain.onnx")
+    quantize_int8(tmp_path, target="smoothed.onnx", calibration=feeds)
+    test = calibration_feeds(tokenizer, dataset.test.texts, max_length=32, count=64)
+
+    def error(file):
+        reference = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(tmp_path / file), providers=["CPUExecutionProvider"])
+        return np.mean([np.abs(session.run(["logits"], f)[0] - reference.run(["logits"], f)[0]).mean() for f in test])
+
+    assert error("smoothed.onnx") < 0.5 * error("plain.onnx")
 
 
 def test_score_reports_the_accuracy_a_naive_loop_over_onnx_runtime_gives(tiny):
@@ -282,3 +374,34 @@ def test_score_puts_each_prediction_back_on_its_own_utterance(tiny):
     naive = [len(tokenizer(t, truncation=True, max_length=32)["input_ids"]) % labels for t in dataset.test.texts]
     assert scored["len"]["metrics"] == split_metrics(torch.tensor(naive), dataset.test.labels, dataset)
     assert len(set(naive)) > 3  # the lengths differ, so a shuffled prediction would show
+
+
+def test_onnx_runtime_runs_with_denormals_flushed_and_the_thread_is_left_as_it_was(tiny, tmp_path):
+    """A graph that multiplies by one: inside ``flushed_denormals`` a denormal input comes out 0, outside
+    unchanged; the classifier's logits are those of a session run without the flag."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from spectralkd_tutorial.serving import flushed_denormals
+
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "one"], ["y"])], "times_one",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    denormal = np.array([1e-39], dtype=np.float32)
+    assert session.run(["y"], {"x": denormal})[0][0] == denormal[0] != 0
+    with flushed_denormals():
+        assert session.run(["y"], {"x": denormal})[0][0] == 0
+    assert session.run(["y"], {"x": denormal})[0][0] == denormal[0]  # the thread as it was
+    dataset, model, tokenizer, folder = tiny
+    onnx_model, _ = load_onnx_dir(folder)
+    batch = tokenizer(list(dataset.test.texts[:8]), padding=True, return_tensors="np")
+    plain = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = plain.run(["logits"], {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
+    got = _torch_logits(onnx_model, tokenizer, list(dataset.test.texts[:8]))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    assert float(torch.tensor(1e-39) * 1.0) != 0.0

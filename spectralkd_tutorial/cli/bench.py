@@ -255,12 +255,13 @@ def bench_serve(teacher: str, student: str, *, out: str | None = None, config_pa
     base_student = torch_variant("student", student_model, student_tok, model_directory(student))
     print(f"bench serve: teacher {teacher}, student {student}; {data.name} test ({len(data.test)}), "
           f"data settings from {source or 'the preset'}; {torch.get_num_threads()} thread(s)")
+    calibration = dict(calibration_texts=data.train.texts, max_length=config.data.max_length)
     with tempfile.TemporaryDirectory() as tmp:
         variants = [base_teacher]
         if teacher_int8:
-            variants += shipped_variants(base_teacher, Path(tmp) / "teacher", quantize=True)
+            variants += shipped_variants(base_teacher, Path(tmp) / "teacher", quantize=True, **calibration)
         variants += [base_student, *shipped_variants(base_student, Path(tmp) / "student", quantize=True,
-                                                     torch_int8=torch_int8)]
+                                                     torch_int8=torch_int8, **calibration)]
         record = serving_record(variants, data, max_length=config.data.max_length, repeats=repeats, queries=queries)
     for entry in record["variants"]:
         entry.pop("file", None)  # temporary files, gone with the run

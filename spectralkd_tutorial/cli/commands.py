@@ -48,7 +48,8 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     group.add_argument("--export", choices=["onnx"], default=None, help="also write OUT/onnx/model.onnx, scored and "
                        "timed in the model card (a finished run gains it)")
     group.add_argument("--quantize", choices=["int8"], default=None, help="also write OUT/onnx/model_int8.onnx "
-                       "(ONNX Runtime dynamic int8 of the linear layers and embeddings; implies --export onnx)")
+                       "(ONNX Runtime dynamic int8 of the linear layers, activations smoothed on 512 training "
+                       "utterances first; embeddings and head float32; recipe in int8.json; implies --export onnx)")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("export", help="export a saved classifier to ONNX (and int8); score and time it",
@@ -56,7 +57,8 @@ def add_parsers(sub: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--model", required=True, help="a save_pretrained directory or a distill run directory")
     p.add_argument("--out", default=None, help="where model.onnx goes (default: RUN/onnx for a distill run's "
                    "RUN/model, else MODEL_DIR-onnx)")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="also write model_int8.onnx")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="also write model_int8.onnx (and int8.json), "
+                   "activations smoothed on the data's training utterances (without data: not smoothed)")
     p.add_argument("--config", default=None, help="data to score on (default: the run's config.toml when there is "
                    "one; without data the export is only checked against PyTorch on a few texts)")
     p.add_argument("--dataset", "--data", dest="dataset", default=None, help="data set to score on (overrides --config)")
@@ -176,14 +178,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     setup_threads()
     model, tokenizer = load_model_dir(folder)
     base = torch_variant("model", model, tokenizer, folder)
-    variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8")]
-    print(f"export: {folder} -> {target / 'model.onnx'}" + (", model_int8.onnx" if args.quantize else ""))
     run_config = folder.parent / "config.toml"
-    if not (args.config or args.dataset or run_config.is_file()):
-        print("  no data named (--config/--dataset) and no run config.toml: exported, not scored")
+    dataset = config = None
+    if args.config or args.dataset or run_config.is_file():
+        config, _ = serve_config(str(folder), config_path=args.config, dataset=args.dataset, data_dir=args.data_dir)
+        dataset = load_data(config)
+    calibration = dict(calibration_texts=dataset.train.texts, max_length=config.data.max_length) if dataset else {}
+    variants = [base, *shipped_variants(base, target, quantize=args.quantize == "int8", **calibration)]
+    print(f"export: {folder} -> {target / 'model.onnx'}" + (", model_int8.onnx" if args.quantize else ""))
+    if dataset is None:
+        print("  no data named (--config/--dataset) and no run config.toml: exported, not scored"
+              + ("; int8 without activation smoothing (no training texts to calibrate on)" if args.quantize else ""))
         return 0
-    config, _ = serve_config(str(folder), config_path=args.config, dataset=args.dataset, data_dir=args.data_dir)
-    dataset = load_data(config)
     scored = score(variants, dataset, max_length=config.data.max_length)
     summary = {"model": str(folder), "dataset": dataset.summary(), "split": "test",
                "variants": [{"name": v.name, "runtime": v.runtime, "weights_bytes": v.weights_bytes,

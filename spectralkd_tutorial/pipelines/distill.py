@@ -188,7 +188,8 @@ def add_serving(store: RunStore, record: dict[str, Any], config_toml: str, teach
     teacher_dir = model_directory(teacher.directory) if teacher.directory is not None else None
     base = torch_variant("student", student, tokenizer, store.path("model"))
     variants = [torch_variant("teacher", teacher.model, teacher.tokenizer, teacher_dir), base,
-                *shipped_variants(base, store.path("onnx"), quantize=quantize)]
+                *shipped_variants(base, store.path("onnx"), quantize=quantize, calibration_texts=dataset.train.texts,
+                                  max_length=config.data.max_length)]
     serving = serving_record(variants, dataset, max_length=config.data.max_length, repeats=repeats, queries=queries)
     record = {**record, "serving": serving}
     for entry in serving["variants"]:

@@ -10,6 +10,7 @@ the table in the model card; ``spectralkd bench serve`` writes it as ``serving.m
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -26,8 +27,8 @@ from .inference import label_order
 from ..common.metrics import headline
 from .model_card import LATENCY_BATCHES, disk_size
 from ..models.loading import count_parameters, hidden_width, num_blocks
-from .serving import (INT8_FILE, ONNX_FILE, agreement, export_onnx, file_size, load_onnx_dir, logits_of,
-    quantize_int8, quantize_torch_int8)
+from .serving import (INT8_FILE, ONNX_FILE, RECIPE_FILE, agreement, calibration_feeds, export_onnx, file_size,
+                      load_onnx_dir, logits_of, quantize_int8, quantize_torch_int8)
 
 AGREEMENT_TARGET = 0.99
 
@@ -55,9 +56,11 @@ def torch_variant(name: str, model: nn.Module, tokenizer, directory: str | os.Pa
 
 
 def shipped_variants(base: Variant, onnx_dir: str | os.PathLike, *, quantize: bool, torch_int8: bool = False,
-                     threads: int | None = None) -> list[Variant]:
+                     threads: int | None = None, calibration_texts: Sequence[str] | None = None,
+                     max_length: int = 128) -> list[Variant]:
     """Export ``base`` to ``onnx_dir`` (ONNX Runtime fp32), optionally its int8 version (ONNX Runtime
-    dynamic quantization) and PyTorch's dynamic int8 (the alternative), each as a :class:`Variant`."""
+    dynamic quantization, activations smoothed on ``calibration_texts`` when given: the training
+    utterances) and PyTorch's dynamic int8 (the alternative), each as a :class:`Variant`."""
     folder = Path(onnx_dir)
     export_onnx(base.model, base.tokenizer, folder)
     shape = dict(blocks=base.blocks, width=base.width, parameters=base.parameters, reference=base.name)
@@ -65,10 +68,18 @@ def shipped_variants(base: Variant, onnx_dir: str | os.PathLike, *, quantize: bo
     variants = [Variant(f"{base.name}-onnx", "ONNX Runtime fp32", onnx_model, tokenizer, file_size(folder / ONNX_FILE),
                         extra={"file": str(folder / ONNX_FILE)}, **shape)]
     if quantize:
-        quantize_int8(folder)
+        feeds = (calibration_feeds(base.tokenizer, calibration_texts, max_length=max_length)
+                 if calibration_texts else None)
+        quantize_int8(folder, calibration=feeds)
+        recipe = json.loads((folder / RECIPE_FILE).read_text())
         int8, _ = load_onnx_dir(folder, INT8_FILE, threads=threads)
+        smoothing = recipe["smoothing"]
         variants.append(Variant(f"{base.name}-int8", "ONNX Runtime int8", int8, tokenizer,
-                                file_size(folder / INT8_FILE), extra={"file": str(folder / INT8_FILE)}, **shape))
+                                file_size(folder / INT8_FILE), **shape, extra={
+                                    "file": str(folder / INT8_FILE), "quantized_products": len(recipe["quantized"]),
+                                    "smoothing": None if smoothing is None else {
+                                        "alpha": smoothing["alpha"], "calibration_texts": smoothing["calibration_texts"],
+                                        "products": len(smoothing["nodes"])}}))
     if torch_int8:
         quantized = quantize_torch_int8(base.model)
         with tempfile.TemporaryDirectory() as tmp:
@@ -211,6 +222,21 @@ def agreement_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recipe_lines(record: dict[str, Any]) -> list[str]:
+    """How each ONNX Runtime int8 variant was made (from its entry: products quantized, smoothing)."""
+    lines = []
+    for entry in record["variants"]:
+        if "quantized_products" not in entry:
+            continue
+        smoothing = entry.get("smoothing")
+        how = (f"activations smoothed first (SmoothQuant, alpha {smoothing['alpha']:g}, ranges from "
+               f"{smoothing['calibration_texts']} training utterances)" if smoothing else "activations not smoothed")
+        lines.append(f"- `{entry['name']}`: the weights of its {entry['quantized_products']} linear layers int8 (one "
+                     f"scale per output channel), activations int8 on the fly, {how}; embeddings, attention "
+                     "products and classifier in float32.")
+    return lines
+
+
 def serving_markdown(record: dict[str, Any], *, command: str | None = None) -> str:
     """``serving.md``: the table, the verdict, the agreement of each derived variant, how it was measured."""
     from .model_card import serving_table
@@ -221,12 +247,13 @@ def serving_markdown(record: dict[str, Any], *, command: str | None = None) -> s
              f"{record['repeats']} passes of {record['latency_queries']} queries after a warm-up pass, the models "
              f"timed in turn within each pass; {record['threads']} thread(s) on a {record['cpu_count']}-core CPU, "
              f"1-minute load average {load['before']} before and {load['after']} after (other work on the machine "
-             "slows every model alike; the speed-ups are ratios within the run). Speed-up = teacher ms / model ms.",
-             "", *serving_table(record), "", verdict(record), "", *agreement_lines(record)]
+             "slows every model alike; the speed-ups are ratios within the run). Speed-up = teacher ms / model ms. "
+             "ONNX Runtime runs with denormal floats flushed to zero (`serving.flushed_denormals`).",
+             "", *serving_table(record), "", verdict(record), "", *agreement_lines(record), *recipe_lines(record)]
     if command:
         lines += ["", "Regenerate (on a quiet machine for absolute numbers):", "", "```bash", command, "```"]
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["AGREEMENT_TARGET", "Variant", "agreement_lines", "best_fast_variant", "interleaved_latency", "latency_texts",
-           "score", "serving_markdown", "serving_record", "shipped_variants", "torch_variant", "verdict"]
+           "recipe_lines", "score", "serving_markdown", "serving_record", "shipped_variants", "torch_variant", "verdict"]

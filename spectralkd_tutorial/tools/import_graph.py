@@ -40,6 +40,7 @@ class ImportGraph:
     package: str
     modules: dict[str, Path] = field(default_factory=dict)
     edges: dict[str, set[str]] = field(default_factory=dict)
+    unresolved: list[str] = field(default_factory=list)  # "a -> b": b is no module of the package (a stale path)
 
     def layer(self, module: str) -> str:
         return module.split(".")[0]
@@ -99,6 +100,9 @@ def build_graph(package_dir: str | Path) -> ImportGraph:
             if absolute != graph.package and not absolute.startswith(prefix):
                 continue
             base = absolute[len(prefix):] if absolute != graph.package else ""
+            if base and base not in graph.modules:
+                graph.unresolved.append(f"{module} -> {base} (no such module)")
+                continue
             for alias in node.names:
                 child = f"{base}.{alias.name}" if base else alias.name
                 targets.add(child if child in graph.modules else base)
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     graph = build_graph(Path(__file__).resolve().parent.parent)
     print(describe(graph))
-    problems = upward_imports(graph) + [" <-> ".join(cycle) + " (a cycle)" for cycle in import_cycles(graph)]
+    problems = graph.unresolved + upward_imports(graph) + [" <-> ".join(cycle) + " (a cycle)" for cycle in import_cycles(graph)]
     edges = sum(len(t) for t in graph.edges.values())
     print(f"{len(graph.modules)} modules, {edges} imports between them: "
           f"{len(problems)} problem{'s' * (len(problems) != 1)}")

@@ -211,15 +211,15 @@ def verdict(record: dict[str, Any], *, speedup: float = 4.0, retained: float = 0
 
 def agreement_lines(record: dict[str, Any]) -> list[str]:
     """Each derived variant's agreement with its float model, against the 99% target."""
-    lines = []
-    for entry in record["variants"]:
-        if "prediction_agreement" in entry:
-            ok = "meets" if entry["prediction_agreement"] >= AGREEMENT_TARGET else "MISSES"
-            lines.append(f"- `{entry['name']}` predicts like `{entry['reference']}` on "
-                         f"{100 * entry['prediction_agreement']:.2f}% of the {record['split']} utterances ({ok} the "
-                         f"{100 * AGREEMENT_TARGET:g}% target); largest logit difference "
-                         f"{entry['max_abs_logit_diff']:.3f}, mean {entry['mean_abs_logit_diff']:.4f}.")
-    return lines
+    return [_agreement_line(entry, record["split"]) for entry in record["variants"] if "prediction_agreement" in entry]
+
+
+def _agreement_line(entry: dict[str, Any], split: str) -> str:
+    share = entry["prediction_agreement"]
+    verdict = "meets" if share >= AGREEMENT_TARGET else "MISSES"
+    return (f"- `{entry['name']}` predicts like `{entry['reference']}` on {100 * share:.2f}% of the {split} utterances "
+            f"({verdict} the {100 * AGREEMENT_TARGET:g}% target); largest logit difference "
+            f"{entry['max_abs_logit_diff']:.3f}, mean {entry['mean_abs_logit_diff']:.4f}.")
 
 
 def recipe_lines(record: dict[str, Any]) -> list[str]:

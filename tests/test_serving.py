@@ -382,7 +382,7 @@ def test_onnx_runtime_runs_with_denormals_flushed_and_the_thread_is_left_as_it_w
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from spectralkd_tutorial.serving import flushed_denormals
+    from spectralkd_tutorial.pipelines.serving import flushed_denormals
 
     graph = helper.make_graph([helper.make_node("Mul", ["x", "one"], ["y"])], "times_one",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

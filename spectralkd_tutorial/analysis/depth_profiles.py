@@ -3,7 +3,7 @@
 ``load_profile`` reads a committed ``intensity.json`` (``find_asset`` finds it in ``assets/`` or,
 opened alone, in the copy committed with the package), ``plot_depth_profiles`` draws several teachers on
 *normalised depth* ``l / L`` (so a 6-block and a 12-block model share one axis), and
-``strategy_table`` asks the selection strategies (:func:`spectralkd_tutorial.selection.select_layers`)
+``strategy_table`` asks the selection strategies (:func:`spectralkd_tutorial.analysis.selection.select_layers`)
 which blocks each profile gives a K-block student; ``StrategyTable.summary`` says, from those
 mappings, where the spectral rule and ``last``/``uniform`` part ways.
 
@@ -142,7 +142,7 @@ def _ranges(layers: Sequence[int]) -> str:
 class StrategyTable:
     """The teacher blocks each strategy picks for a ``num_student_layers`` student, per profile.
 
-    ``mappings[profile][strategy]`` is the :class:`~spectralkd_tutorial.selection.LayerMapping`;
+    ``mappings[profile][strategy]`` is the :class:`~spectralkd_tutorial.analysis.selection.LayerMapping`;
     ``intensities[profile]`` the profile's ``I_0..I_L`` (layer 0 = embeddings, never a candidate).
     """
 
@@ -241,7 +241,7 @@ def strategy_table(profiles: Mapping[str, SpectralProfile | Sequence[float] | No
                    strategies: Sequence[str] = DEPTH_STRATEGIES, *, seed: int = 0) -> StrategyTable:
     """Which teacher blocks each strategy picks from each profile (``None`` profiles are skipped).
 
-    Every choice comes from :func:`~spectralkd_tutorial.selection.select_layers`, exactly as
+    Every choice comes from :func:`~spectralkd_tutorial.analysis.selection.select_layers`, exactly as
     ``steps.choose_layers`` makes it for a run.
     """
     intensities: dict[str, list[float]] = {}
